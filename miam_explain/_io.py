@@ -1,0 +1,79 @@
+"""Atomic output: write to a temporary sibling, then rename into place.
+
+A reader never sees a half-written file or folder: either the previous content
+(or nothing) is there, or the complete new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from miam_explain.errors import DataError, OutputExistsError
+
+__all__ = ["check_output_path", "atomic_path", "remove_path"]
+
+
+def check_output_path(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Refuse an output that exists (unless ``overwrite``) or whose folder is missing.
+
+    Args:
+        path: File or folder that is about to be written.
+        overwrite: Allow replacing an existing output.
+
+    Returns:
+        The path as a :class:`~pathlib.Path`.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is false.
+        DataError: the parent folder does not exist.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"output {str(path)!r} already exists; choose another path or pass --overwrite")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise DataError(f"output folder {str(parent)!r} does not exist; create it first")
+    return path
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file or a folder tree, if present."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    The temporary path does not exist when yielded, so the body may create
+    either a file or a folder (a zarr store) there. On error it is removed and
+    ``path`` is left untouched.
+
+    Example:
+        >>> with atomic_path("table.csv") as tmp:   # doctest: +SKIP
+        ...     frame.to_csv(tmp)
+    """
+    path = check_output_path(path, overwrite=overwrite)
+    parent = path.parent if str(path.parent) else Path(".")
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
+    tmp = tmp_dir / path.name
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise DataError(f"nothing was written to {str(path)!r}")
+        if path.exists():
+            if not overwrite:
+                raise OutputExistsError(f"output {str(path)!r} appeared while writing; choose another path or pass --overwrite")
+            backup = tmp_dir / (path.name + ".old")
+            os.replace(path, backup)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)

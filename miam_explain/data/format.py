@@ -1,0 +1,204 @@
+"""The consolidated dataset: conventions, validation and opening.
+
+Everything downstream (schema, tokenizers, training, explain engine) reads one
+format: an :class:`xarray.Dataset`, stored as zarr (a folder ending in
+``.zarr``) or netCDF (``.nc``). ``docs/data.md`` describes it in full; in short:
+
+* dimension ``site`` with coords ``site_id`` (int64), ``lat``, ``lon``
+  (float64) and ``split`` (``"train"``, ``"val"`` or ``"test"``);
+* multi-label targets ``labels(site, species)`` (uint8, 0/1) or multi-class
+  ``label(site)`` (int64 index into the ``species`` coord);
+* one variable ``x_<modality>`` (float32, NaN = missing) per modality, with
+  attrs ``kind`` (``tabular``, ``timeseries``, ``image``, ``embedding``) and
+  ``roles`` (comma-separated role of each non-site dim, in order); every
+  non-site dim is named ``<modality>_<role>``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from miam_explain.errors import DataError
+
+__all__ = [
+    "FORMAT",
+    "KIND_ROLES",
+    "SPLITS",
+    "dim_name",
+    "modality_names",
+    "modality_roles",
+    "open_dataset",
+    "select_split",
+    "text_values",
+    "validate_dataset",
+    "write_dataset",
+]
+
+#: Value of the ``miam_format`` global attribute of every consolidated dataset.
+FORMAT = "miam-explain consolidated v1"
+
+#: The roles of the non-site dims of each modality kind, in storage order.
+KIND_ROLES: dict[str, tuple[str, ...]] = {
+    "tabular": ("variable",),
+    "timeseries": ("channel", "year", "step"),
+    "image": ("band", "y", "x"),
+    "embedding": ("dim",),
+}
+
+#: The split names, in their canonical order.
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+def text_values(values) -> np.ndarray:
+    """Any array of strings (fixed-width, object, numpy StringDType) as a plain ``str`` array."""
+    return np.array([str(v) for v in np.asarray(values).tolist()], dtype=str)
+
+
+def dim_name(modality: str, role: str) -> str:
+    """Dimension name of ``role`` for ``modality``, e.g. ``("climate", "year") -> "climate_year"``."""
+    return f"{modality}_{role}"
+
+
+def modality_names(ds: xr.Dataset) -> list[str]:
+    """Modality names of ``ds`` in variable order (``x_climate`` -> ``climate``)."""
+    return [str(name)[2:] for name in ds.data_vars if str(name).startswith("x_")]
+
+
+def modality_roles(ds: xr.Dataset, modality: str) -> dict[str, str]:
+    """Map role -> dim name for one modality, from its ``roles`` attribute."""
+    var = ds[f"x_{modality}"]
+    roles = [r.strip() for r in str(var.attrs.get("roles", "")).split(",") if r.strip()]
+    return dict(zip(roles, var.dims[1:]))
+
+
+def validate_dataset(ds: xr.Dataset, *, source: str = "dataset") -> xr.Dataset:
+    """Check that ``ds`` follows the consolidated format; return it unchanged.
+
+    Args:
+        ds: Candidate dataset.
+        source: How to name the dataset in error messages (usually its path).
+
+    Raises:
+        DataError: naming the first rule that ``ds`` breaks.
+    """
+    if ds.attrs.get("miam_format") != FORMAT:
+        raise DataError(
+            f"{source} is not a miam-explain consolidated dataset (no miam_format attribute); "
+            "make one with 'miam-explain data prepare RAW --out DATA.zarr'"
+        )
+    if "site" not in ds.dims:
+        raise DataError(f"{source} has no 'site' dimension; re-create it with 'miam-explain data prepare'")
+    for coord in ("site_id", "lat", "lon"):
+        if coord not in ds.coords or ds[coord].dims != ("site",):
+            raise DataError(f"{source} lacks the per-site coordinate {coord!r}; re-create it with 'miam-explain data prepare'")
+    if "labels" in ds.data_vars:
+        if ds["labels"].dims != ("site", "species"):
+            raise DataError(f"{source}: 'labels' must have dims (site, species), found {ds['labels'].dims}")
+    elif "label" in ds.data_vars:
+        if ds["label"].dims != ("site",) or "species" not in ds.coords:
+            raise DataError(f"{source}: 'label' must have dim (site,) and a 'species' coordinate naming the classes")
+    else:
+        raise DataError(f"{source} has no 'labels' (multi-label) or 'label' (multi-class) variable")
+    modalities = modality_names(ds)
+    if not modalities:
+        raise DataError(f"{source} has no modality variables (named x_<modality>)")
+    for modality in modalities:
+        var = ds[f"x_{modality}"]
+        kind = var.attrs.get("kind")
+        if kind not in KIND_ROLES:
+            raise DataError(
+                f"{source}: x_{modality} has kind {kind!r}; it must be one of {', '.join(KIND_ROLES)}"
+            )
+        expected = tuple(dim_name(modality, role) for role in KIND_ROLES[kind])
+        if var.dims != ("site", *expected):
+            raise DataError(f"{source}: x_{modality} must have dims {('site', *expected)}, found {var.dims}")
+        roles = tuple(modality_roles(ds, modality))
+        if roles != KIND_ROLES[kind]:
+            raise DataError(
+                f"{source}: x_{modality} attribute roles={var.attrs.get('roles')!r} must be {','.join(KIND_ROLES[kind])!r}"
+            )
+    if "split" in ds.coords:
+        found = set(np.unique(text_values(ds["split"].values)).tolist())
+        unknown = found - set(SPLITS)
+        if unknown:
+            raise DataError(f"{source}: unknown split names {sorted(unknown)}; use {', '.join(SPLITS)}")
+    return ds
+
+
+def open_dataset(path: str | os.PathLike) -> xr.Dataset:
+    """Open and validate a consolidated dataset (zarr folder or netCDF file).
+
+    Args:
+        path: A ``.zarr`` folder or a ``.nc`` file written by ``miam-explain data prepare``.
+
+    Returns:
+        The lazily loaded dataset.
+
+    Raises:
+        DataError: the path is missing, unreadable, or not a consolidated dataset.
+
+    Example:
+        >>> import miam_explain
+        >>> ds = miam_explain.open_dataset("data.zarr")  # doctest: +SKIP
+        >>> ds["x_climate"].dims  # doctest: +SKIP
+        ('site', 'climate_channel', 'climate_year', 'climate_step')
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"dataset {str(path)!r} does not exist; make one with 'miam-explain data prepare RAW --out {path}'")
+    try:
+        if path.is_dir():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = xr.open_zarr(path, consolidated=None)
+        else:
+            ds = xr.open_dataset(path, engine="h5netcdf")
+    except Exception as exc:  # noqa: BLE001 - any reader failure means the same thing to the user
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"cannot read {str(path)!r} as a zarr store or netCDF file ({reason}); "
+            "pass a dataset written by 'miam-explain data prepare'"
+        ) from None
+    return validate_dataset(ds, source=repr(str(path)))
+
+
+def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> None:
+    """Write a whole in-memory dataset to ``path`` (zarr if it ends in ``.zarr``, else netCDF).
+
+    The caller handles atomicity (see :func:`miam_explain._io.atomic_path`).
+    """
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr's notes on string dtypes and consolidated metadata
+        if path.suffix == ".zarr":
+            ds.to_zarr(path, mode="w", zarr_format=2, consolidated=True)
+        else:
+            ds.to_netcdf(path, engine="h5netcdf")
+
+
+def select_split(ds: xr.Dataset, split: str | None) -> xr.Dataset:
+    """The sites of one split (``None`` or ``"all"``: every site).
+
+    Raises:
+        DataError: unknown split name, a dataset without splits, or a split without sites.
+    """
+    if split in (None, "all"):
+        if ds.sizes["site"] == 0:
+            raise DataError("the dataset has no sites; prepare it again from a metadata file with surveys")
+        return ds
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)} or 'all'")
+    if "split" not in ds.coords:
+        raise DataError("the dataset has no 'split' coordinate; prepare it with --split spatial or stratified")
+    selected = np.flatnonzero(text_values(ds["split"].values) == split)
+    if selected.size == 0:
+        raise DataError(
+            f"split {split!r} has no sites; choose another split or prepare the data again with larger "
+            "--val/--test fractions (or a smaller --spacing)"
+        )
+    return ds.isel(site=selected)
