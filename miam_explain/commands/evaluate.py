@@ -1,0 +1,38 @@
+"""``miam-explain evaluate``: the metric of one model on many token subsets (paper Table 1)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` command."""
+    parser = subparsers.add_parser("evaluate", help="evaluate a model on token subsets")
+    parser.add_argument("--model", required=True, type=Path, help="checkpoint (.safetensors) or run folder")
+    parser.add_argument("--data", type=Path, default=None, help="dataset (default: the one recorded in the checkpoint)")
+    parser.add_argument("--split", default="test", help="train, val, test or all (default test)")
+    parser.add_argument("--subsets", default="paper", help="'paper' or a TOML file with a [subsets] table")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (default auto)")
+    parser.add_argument("--batch-size", type=int, default=512, help="sites per batch")
+    parser.add_argument("--out", type=Path, default=None, help="CSV table to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> None:
+    from miam_explain._io import atomic_path, check_output_path
+    from miam_explain.training.api import evaluate
+
+    if args.out is not None:
+        check_output_path(args.out, overwrite=args.overwrite)
+    table = evaluate(args.model, data=args.data, split=args.split, subsets=args.subsets, device=args.device,
+                     batch_size=args.batch_size, progress=not args.quiet)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if args.out is not None:
+        with atomic_path(args.out, overwrite=args.overwrite) as tmp:
+            table.to_csv(tmp, index=False)
+        print(f"-> {args.out}")

@@ -1,0 +1,358 @@
+"""The synthetic GeoPlant generator: layout, formats, determinism, atomicity and planted effects."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+import torch
+
+from miam_explain.data import synth
+from miam_explain.data.synth import survey_paths, synthesize
+from miam_explain.errors import ConfigError, MiamError
+
+TABULAR = {
+    "EnvironmentalValues/Climate/Average 1981-2010/GLC25-PA-train-bioclimatic.csv": [f"Bio{i}" for i in range(1, 20)],
+    "EnvironmentalValues/Elevation/GLC25-PA-train-elevation.csv": ["Elevation"],
+    "EnvironmentalValues/SoilGrids/GLC25-PA-train-soilgrids.csv": [
+        f"Soilgrid-{v}" for v in ("bdod", "cec", "clay", "nitrogen", "phh2o", "sand", "silt", "soc")
+    ],
+    "EnvironmentalValues/HumanFootprint/GLC25-PA-train-human_footprint.csv": [
+        "HumanFootprint-Built1994", "HumanFootprint-Built2009", "HumanFootprint-Popdensity2009", "HumanFootprint-Roads",
+    ],
+    "EnvironmentalValues/LandCover/GLC25-PA-train-landcover.csv": [f"LandCover-{k}" for k in range(1, 9)],
+}
+METADATA_COLUMNS = ["lon", "lat", "year", "geoUncertaintyInM", "areaInM2", "region", "country", "speciesId", "surveyId"]
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    ok = np.isfinite(a) & np.isfinite(b)
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory) -> Path:
+    return synthesize(tmp_path_factory.mktemp("synth") / "raw", n_sites=200, n_species=12, seed=7, progress=False)
+
+
+@pytest.fixture(scope="module")
+def loaded(raw):
+    """Everything the tests read back: truth, per-site truth, presence matrix, cube and patch readouts."""
+    truth = json.loads((raw / "truth.json").read_text())
+    sites = pd.read_csv(raw / "truth_sites.csv")
+    ids = sites["surveyId"].to_numpy()
+    meta = pd.read_csv(raw / "GLC25_PA_metadata_train.csv")
+    presence = (
+        pd.crosstab(meta["surveyId"], meta["speciesId"].astype(int))
+        .reindex(index=ids, columns=truth["species_ids"], fill_value=0)
+        .clip(upper=1)
+    )
+    climate, landsat, patches = [], [], []
+    for sid in ids:
+        tiff, climate_path, landsat_path = survey_paths(raw, int(sid))
+        climate.append(torch.load(climate_path, weights_only=True).numpy())
+        landsat.append(torch.load(landsat_path, weights_only=True).numpy() if landsat_path.exists()
+                       else np.full((6, 4, 21), np.nan, np.float32))
+        patches.append(tifffile.imread(tiff) if tiff.exists() else None)
+    return {
+        "truth": truth, "sites": sites, "meta": meta, "presence": presence,
+        "climate": np.stack(climate), "landsat": np.stack(landsat), "patches": patches,
+    }
+
+
+def _summer_anomaly(climate: np.ndarray, year_index: int, heatwave_index: int) -> np.ndarray:
+    """Summer (JJA) tas of one year minus the mean summer tas of the other non-heatwave years, in K; shape (n,)."""
+    tas = climate[:, 1, :, 5:8].astype(np.float64) / 10.0
+    others = np.delete(tas, sorted({year_index, heatwave_index}), axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows of a gap
+        return np.nanmean(tas[:, year_index], axis=1) - np.nanmean(others.reshape(len(tas), -1), axis=1)
+
+
+def _patch_readouts(patches: list) -> tuple[np.ndarray, np.ndarray]:
+    """Mean NDVI and mean red over non-nodata pixels (NaN for missing or fully cloudy patches)."""
+    ndvi, red = np.full(len(patches), np.nan), np.full(len(patches), np.nan)
+    for i, patch in enumerate(patches):
+        if patch is None:
+            continue
+        valid = (patch != 0).all(axis=-1)
+        if valid.any():
+            r, n = patch[..., 0][valid].astype(float), patch[..., 3][valid].astype(float)
+            ndvi[i], red[i] = ((n - r) / (n + r)).mean(), r.mean()
+    return ndvi, red
+
+
+# --------------------------------------------------------------------- layout
+def test_layout_and_file_counts(raw, loaded):
+    truth, sites = loaded["truth"], loaded["sites"]
+    ids = sites["surveyId"].to_numpy()
+    assert len(ids) == 200 and len(set(ids)) == 200
+    assert all(1_000_000 <= i <= 9_999_999 for i in ids)
+    tiffs = sorted(raw.glob("SatelitePatches/PA-train/*/*/*.tiff"))
+    climate = sorted(raw.glob("BioclimTimeSeries/cubes/PA-train/GLC25-PA-train-bioclimatic_monthly_*_cube.pt"))
+    landsat = sorted(raw.glob("SateliteTimeSeries-Landsat/cubes/PA-train/GLC25-PA-train-landsat-time-series_*_cube.pt"))
+    assert len(climate) == 200
+    assert len(tiffs) == 200 - truth["missing"]["tiff_missing"] == 200 - sites["tiff_missing"].sum()
+    assert len(landsat) == 200 - truth["missing"]["landsat_missing"]
+    assert truth["missing"]["tiff_missing"] >= 1  # ~2% of 200 sites
+    for tiff in tiffs:  # CD/AB = last two digits / the two before
+        sid = int(tiff.stem)
+        assert tiff.parent.name == f"{sid // 100 % 100:02d}" and tiff.parent.parent.name == f"{sid % 100:02d}"
+    assert survey_paths(Path("R"), 1027998)[0] == Path("R/SatelitePatches/PA-train/98/79/1027998.tiff")
+
+
+def test_tiff_format(loaded, raw):
+    tiffs = sorted(raw.glob("SatelitePatches/PA-train/*/*/*.tiff"))
+    with tifffile.TiffFile(tiffs[0]) as tif:
+        page = tif.pages[0]
+        array = page.asarray()
+        assert array.shape == (64, 64, 4) and array.dtype == np.uint16
+        assert page.compression == tifffile.COMPRESSION.LZW
+        assert page.planarconfig == tifffile.PLANARCONFIG.CONTIG
+        assert page.photometric == tifffile.PHOTOMETRIC.MINISBLACK
+        assert page.tags[42113].value == "0"
+        meta = page.tags[42112].value
+        assert meta.startswith("<GDALMetadata>") and meta.rstrip().endswith("</GDALMetadata>")
+        positions = [meta.index(f'sample="{k}" role="description">{b}<') for k, b in enumerate(["red", "green", "blue", "nir"])]
+        assert positions == sorted(positions)
+    patches = [p for p in loaded["patches"] if p is not None]
+    values = np.concatenate([p[p != 0] for p in patches])
+    assert values.min() >= 1 and values.max() <= 10000
+    assert 200 < np.median(values) < 5000  # reflectance-like
+    nodata = [(p == 0).all(axis=-1).mean() for p in patches]
+    assert sum(0 < f < 1 for f in nodata) >= 5  # cloud blobs
+    assert sum(f == 1 for f in nodata) >= 1  # fully cloudy
+    assert all(((p == 0).any(axis=-1) == (p == 0).all(axis=-1)).all() for p in patches)  # clouds hit all bands
+
+
+def test_cube_format_and_gaps(loaded, raw):
+    sid = int(loaded["sites"]["surveyId"].iloc[0])
+    _, climate_path, _ = survey_paths(raw, sid)
+    cube = torch.load(climate_path, weights_only=True)
+    assert cube.dtype == torch.float32 and tuple(cube.shape) == (4, 19, 12)
+    landsat_path = next(raw.glob("SateliteTimeSeries-Landsat/cubes/PA-train/*.pt"))
+    cube = torch.load(landsat_path, weights_only=True)
+    assert cube.dtype == torch.float32 and tuple(cube.shape) == (6, 4, 21)
+    climate, landsat = loaded["climate"], loaded["landsat"]
+    tas_c = climate[:, 1] / 10.0 - 273.15  # 0.1 K in the cubes
+    assert -25 < np.nanmin(tas_c) and np.nanmax(tas_c) < 45
+    assert np.all(np.nanmin(climate[:, 0], axis=(1, 2)) > 0)  # precipitation
+    both = np.isfinite(climate[:, 2]) & np.isfinite(climate[:, 3])
+    assert (climate[:, 3][both] > climate[:, 2][both]).all()  # tasmax > tasmin
+    climate_gaps = np.isnan(climate).any(axis=(1, 2, 3))
+    present = ~np.isnan(landsat).all(axis=(1, 2, 3))
+    landsat_gaps = np.isnan(landsat[present]).any(axis=(1, 2, 3))
+    assert 1 <= climate_gaps.sum() <= 40 and 1 <= landsat_gaps.sum() <= 40  # ~5% of sites
+    assert np.isnan(climate).mean() < 0.01
+
+
+def test_metadata(loaded):
+    meta, sites = loaded["meta"], loaded["sites"]
+    assert list(meta.columns) == METADATA_COLUMNS
+    assert meta["speciesId"].dtype == np.float64 and (meta["speciesId"] % 1 == 0).all()
+    assert meta["surveyId"].dtype == np.int64
+    assert set(meta["surveyId"]) == set(sites["surveyId"])  # every survey has >= 1 present species
+    assert not meta.duplicated(["surveyId", "speciesId"]).any()
+    assert meta["lon"].between(-5, 20).all() and meta["lat"].between(40, 55).all()
+    per_site = meta.groupby("surveyId")[["lon", "lat", "year", "region", "country"]].nunique()
+    assert (per_site == 1).all().all()
+
+
+def test_metadata_float_species_text(raw):
+    first = (raw / "GLC25_PA_metadata_train.csv").read_text().splitlines()[:2]
+    assert first[0] == ",".join(METADATA_COLUMNS)
+    assert first[1].split(",")[7].endswith(".0")
+
+
+def test_tabular_csvs(raw, loaded):
+    ids = set(loaded["sites"]["surveyId"])
+    n_nan = 0
+    for rel, columns in TABULAR.items():
+        frame = pd.read_csv(raw / rel)
+        assert list(frame.columns) == ["surveyId", *columns], rel
+        assert set(frame["surveyId"]) == ids
+        n_nan += int(frame[columns].isna().to_numpy().sum())
+    assert n_nan >= 1
+    lc = pd.read_csv(raw / "EnvironmentalValues/LandCover/GLC25-PA-train-landcover.csv").drop(columns="surveyId")
+    full = lc.dropna().to_numpy()
+    np.testing.assert_allclose(full.sum(axis=1), 1.0, atol=1e-6)
+    assert (full.max(axis=1) >= 0.5).all() and (np.sort(full, axis=1)[:, -2] < 0.5).all()
+    bio = pd.read_csv(raw / next(iter(TABULAR))).set_index("surveyId")
+    assert bio["Bio1"].dropna().between(-10, 25).all()
+    assert (bio["Bio5"] - bio["Bio6"]).dropna().gt(0).all()
+    assert bio["Bio12"].dropna().gt(0).all()
+
+
+# ---------------------------------------------------------------------- truth
+def test_truth_contents_match_labels(loaded):
+    truth, presence = loaded["truth"], loaded["presence"]
+    for key in ("seed", "n_sites", "n_species", "heatwave_year", "heatwave_months", "layout", "species",
+                "ndvi_species", "heatwave_species", "bio1_species", "soil_species", "soil_variable",
+                "landcover_species", "landcover_class", "sentinel2_bands", "landsat_bands",
+                "modality_signal", "modality_ranking"):
+        assert key in truth, key
+    assert truth["layout"] == "glc25" and truth["seed"] == 7 and truth["n_sites"] == 200 and truth["n_species"] == 12
+    assert truth["heatwave_year"] == 2003 and truth["heatwave_months"] == [6, 7, 8]
+    assert truth["sentinel2_bands"] == ["red", "green", "blue", "nir"]
+    groups = [truth[f"{k}_species"] for k in ("ndvi", "heatwave", "bio1", "soil", "landcover")]
+    assert all(groups) and sorted(sum(groups, [])) == sorted(truth["species_ids"])
+    assert set(truth["soil_variable"]) == {str(s) for s in truth["soil_species"]}
+    assert set(truth["landcover_class"]) == {str(s) for s in truth["landcover_species"]}
+    prevalence = presence.mean(axis=0)
+    for sp in truth["species"]:
+        assert sp["prevalence"] == pytest.approx(prevalence[sp["speciesId"]], abs=1e-6)
+        assert 0.08 <= sp["prevalence"] <= 0.65
+        assert isinstance(sp["intercept"], float) and sp["effects"] and all("coef" in e for e in sp["effects"])
+    signal = truth["modality_signal"]
+    assert set(signal) == {"tabular", "climate", "landsat", "sentinel2"}
+    assert truth["modality_ranking"] == sorted(signal, key=lambda m: -signal[m])
+    assert truth["modality_ranking"][0] == "climate" and signal["sentinel2"] > 0
+    assert (presence.sum(axis=1) >= 1).all()
+
+
+@pytest.mark.parametrize("n_species", [6, 7, 24])
+def test_climate_dominates_for_any_species_count(n_species):
+    rng = np.random.default_rng(0)
+    species = synth.build_species(rng, n_species)
+    roles = [sp["role"] for sp in species]
+    assert set(roles) == {"bio1", "heatwave", "ndvi", "soil", "landcover"}
+    # Var through climate minus tabular: heatwave (unit-sd driver) vs soil (unit sd) and landcover (p(1-p) <= 0.25).
+    hw = sum(e["coef"] ** 2 for sp in species for e in sp["effects"] if e["type"] == "heatwave")
+    soil = sum(e["coef"] ** 2 for sp in species for e in sp["effects"] if e["type"] == "soil")
+    lc = sum(0.15 * e["coef"] ** 2 for sp in species for e in sp["effects"] if e["type"] == "landcover")
+    assert hw > soil + lc
+
+
+# ------------------------------------------------------------ planted effects
+def test_heatwave_anomaly_only_in_its_year(loaded):
+    truth, h = loaded["truth"], loaded["sites"]["heatwave_h"].to_numpy()
+    y = truth["heatwave_year"] - 2000
+    for year in range(19):
+        anomaly = _summer_anomaly(loaded["climate"], year, y)
+        ok = np.isfinite(anomaly)
+        slope = np.polyfit(h[ok], anomaly[ok], 1)[0]
+        if year == y:
+            assert _corr(anomaly, h) > 0.8
+            assert slope == pytest.approx(truth["heatwave"]["tas_degC_per_h"], rel=0.15)
+        else:
+            assert abs(_corr(anomaly, h)) < 0.3 and abs(slope) < 0.3, year
+    # Landsat: NIR drops in quarter 3 of the heatwave year only.
+    nir = np.log(loaded["landsat"][:, 3, 2, :].astype(float))
+    for year in range(21):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            anomaly = nir[:, year] - np.nanmean(np.delete(nir, sorted({year, y}), axis=1), axis=1)
+        corr = _corr(anomaly, h)
+        assert (corr < -0.3) if year == y else (abs(corr) < 0.3), year
+
+
+def test_heatwave_species_avoid_hot_summers(loaded):
+    y = loaded["truth"]["heatwave_year"] - 2000
+    anomaly = _summer_anomaly(loaded["climate"], y, y)
+    corrs = [_corr(anomaly, loaded["presence"][s].to_numpy(float)) for s in loaded["truth"]["heatwave_species"]]
+    assert max(corrs) < 0 and np.mean(corrs) < -0.25
+
+
+def test_ndvi_species_need_red_and_nir_jointly(loaded, raw):
+    ndvi, red = _patch_readouts(loaded["patches"])
+    assert _corr(ndvi, loaded["sites"]["ndvi"].to_numpy()) > 0.99
+    with_ndvi, with_red = [], []
+    for s in loaded["truth"]["ndvi_species"]:
+        y = loaded["presence"][s].to_numpy(float)
+        with_ndvi.append(_corr(ndvi, y))
+        with_red.append(abs(_corr(red, y)))
+    assert min(with_ndvi) > 0.15 and np.mean(with_ndvi) > 0.3
+    assert np.mean(with_red) < np.mean(with_ndvi) - 0.1
+    # NDVI is unique to the image: unrelated to the tabular data and to the heatwave.
+    truth_ndvi = loaded["sites"].set_index("surveyId")["ndvi"]
+    for rel in TABULAR:
+        frame = pd.read_csv(raw / rel).set_index("surveyId").reindex(truth_ndvi.index)
+        for column in frame.columns:
+            assert abs(_corr(frame[column].to_numpy(), truth_ndvi.to_numpy())) < 0.3, column
+    assert abs(_corr(truth_ndvi.to_numpy(), loaded["sites"]["heatwave_h"].to_numpy())) < 0.3
+
+
+def test_bio1_species_follow_their_sign(loaded):
+    bio1 = loaded["sites"]["bio1"].to_numpy()
+    for sp in loaded["truth"]["species"]:
+        if sp["role"] == "bio1":
+            corr = _corr(bio1, loaded["presence"][sp["speciesId"]].to_numpy(float))
+            assert np.sign(corr) == np.sign(sp["effects"][0]["coef"]) and abs(corr) > 0.15
+
+
+def test_decorrelate_removes_chance_correlation():
+    rng = np.random.default_rng(1)
+    xy = np.column_stack([rng.uniform(0, 20, 2000), rng.uniform(40, 55, 2000)])
+    others = synth.smooth_fields(rng, xy, 20, 3.0)
+    latent = 0.7 * synth.smooth_fields(rng, xy, 1, 1.5)[:, 0] + 0.7 * rng.standard_normal(2000)
+    before = max(abs(_corr(latent, others[:, k])) for k in range(20))
+    after = synth.decorrelate(latent, others)
+    assert before > 0.05
+    assert max(abs(_corr(after, others[:, k])) for k in range(20)) < 1e-8
+    assert after.std() == pytest.approx(latent.std()) and after.mean() == pytest.approx(latent.mean())
+    assert _corr(after, latent) > 0.7
+    np.testing.assert_array_equal(synth.decorrelate(latent[:40], others[:40]), latent[:40])  # too few sites
+
+
+# ----------------------------------------------------- determinism, atomicity
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_gives_identical_files(tmp_path):
+    a = _files(synthesize(tmp_path / "a", n_sites=40, n_species=8, seed=5, progress=False))
+    b = _files(synthesize(tmp_path / "b", n_sites=40, n_species=8, seed=5, progress=False))
+    c = _files(synthesize(tmp_path / "c", n_sites=40, n_species=8, seed=6, progress=False))
+    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)
+    assert a["truth.json"] != c["truth.json"]
+    assert a["GLC25_PA_metadata_train.csv"] != c["GLC25_PA_metadata_train.csv"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"n_sites": 5}, {"n_sites": 20.5}, {"n_species": 3}, {"heatwave_year": 1999}, {"heatwave_year": 2019},
+     {"seed": -1}, {"n_sites": True}],
+)
+def test_bad_arguments_raise_config_error(tmp_path, kwargs):
+    with pytest.raises(ConfigError) as info:
+        synthesize(tmp_path / "out", progress=False, **kwargs)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_refuses_existing_output_unless_overwrite(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(MiamError, match="already exists"):
+        synthesize(out, n_sites=12, n_species=6, progress=False)
+    assert (out / "keep.txt").read_text() == "mine"
+    synthesize(out, n_sites=12, n_species=6, progress=False, overwrite=True)
+    assert not (out / "keep.txt").exists() and (out / "truth.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_failure_leaves_nothing(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = synth.write_cube
+
+    def flaky(path, cube):
+        calls["n"] += 1
+        if calls["n"] > 15:
+            raise OSError("disk full")
+        real(path, cube)
+
+    monkeypatch.setattr(synth, "write_cube", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        synthesize(tmp_path / "out", n_sites=30, n_species=6, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_bar(tmp_path, capsys):
+    synthesize(tmp_path / "out", n_sites=12, n_species=6, progress=True)
+    assert "12/12" in capsys.readouterr().err
