@@ -50,7 +50,7 @@ def test_image_tokens_are_centre_cropped_patches():
     assert observed[2].all()
     # the projection of patch (band 0, r1, c2) is the linear map of exactly those pixels
     patch = x[0, 0, 14:26, 26:38].reshape(-1)
-    expected = tokenizer.project(patch) + tokenizer.band[0] + tokenizer.position[1 * 5 + 2]
+    expected = patch @ tokenizer.project.weight[0] + tokenizer.project.bias[0] + tokenizer.band[0] + tokenizer.position[1 * 5 + 2]
     torch.testing.assert_close(tokens[0, 7], expected)
 
 
@@ -58,8 +58,9 @@ def test_series_token_layout_is_channel_major():
     tokenizer = SeriesTokenizer(n_channels=3, years=(2000, 2001), n_steps=4, width=8)
     x = torch.randn(2, 3, 2, 4)
     tokens, _ = tokenizer(x)
-    expected = tokenizer.project(x[1, 2, 1]) + tokenizer.channel[2] + tokenizer.year_embedding[1]
-    torch.testing.assert_close(tokens[1, 2 * 2 + 1], expected)
+    token = 2 * 2 + 1  # channel 2, year 1: channel-major order, one projection per (channel, year)
+    expected = x[1, 2, 1] @ tokenizer.project.weight[token] + tokenizer.project.bias[token] + tokenizer.channel[2] + tokenizer.year_embedding[1]
+    torch.testing.assert_close(tokens[1, token], expected)
 
 
 @pytest.mark.parametrize("kind", ["random", "all", "none", "varying"])

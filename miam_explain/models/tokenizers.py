@@ -11,10 +11,20 @@ by the mask embedding anyway).
   Gorishniy et al. 2022 (*On Embeddings for Numerical Features in Tabular Deep
   Learning*): ``ReLU(Linear_v([sin(2 pi c_v x), cos(2 pi c_v x)]))``;
 * time series: one token per (channel, year): the year's steps through a linear
-  projection, plus a channel embedding and a sinusoidal embedding of the year;
+  projection of its own, plus a channel embedding and a sinusoidal embedding of
+  the year;
 * image: one token per (band, patch) on a ``grid x grid`` layout: the patch's
   pixels through a linear projection, plus a band embedding and a 2-D sinusoidal
-  position. The image is **centre-cropped** to the largest multiple of ``grid``
+  position.
+
+The projections have **one weight matrix per image band and per time-series
+(channel, year)**, like the per-variable parameters of the tabular embeddings.
+With one shared matrix, the mean pool adds the projections of red and NIR (or of
+all years) into one vector, and the attention and MLP layers must first learn to
+tell them apart. Measured on the synthetic data (12 epochs, same settings): per-band
+weights took the NDVI species from chance (AUC 0.50) to the linear-probe level
+(about 0.78); per-(channel, year) weights took the heatwave species from about
+0.60 to about 0.80. The image is **centre-cropped** to the largest multiple of ``grid``
   (64x64 -> 60x60, 12x12-pixel patches) so that every patch has the same size;
   the at most ``grid - 1`` border rows/columns dropped carry no token;
 * embedding: one token per modality, a linear projection.
@@ -29,7 +39,7 @@ from torch import nn
 
 from miam_explain.data.schema import ModalityLayout
 
-__all__ = ["make_tokenizer", "sinusoidal", "image_crop", "TabularTokenizer", "SeriesTokenizer", "ImageTokenizer", "EmbeddingTokenizer"]
+__all__ = ["make_tokenizer", "sinusoidal", "ChannelLinear", "image_crop", "TabularTokenizer", "SeriesTokenizer", "ImageTokenizer", "EmbeddingTokenizer"]
 
 
 def sinusoidal(positions: torch.Tensor, dim: int, *, base: float = 10_000.0) -> torch.Tensor:
@@ -55,6 +65,21 @@ def _finite_and_zeroed(values: torch.Tensor, dims: tuple[int, ...]) -> tuple[tor
     return torch.where(finite, values, torch.zeros((), dtype=values.dtype, device=values.device)), observed
 
 
+class ChannelLinear(nn.Module):
+    """One linear map per channel: ``float[N, C, ..., F] -> float[N, C, ..., D]``."""
+
+    def __init__(self, n_channels: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        bound = 1 / math.sqrt(in_features)  # nn.Linear's default initialisation
+        self.weight = nn.Parameter(torch.empty(n_channels, in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n_channels, out_features).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        extra = x.ndim - 3  # dims between channel and features
+        out = torch.einsum("nc...f,cfd->nc...d", x, self.weight)
+        return out + self.bias.reshape(1, self.bias.shape[0], *([1] * extra), -1)
+
+
 class TabularTokenizer(nn.Module):
     """PLR periodic embeddings, one parameter set per variable: ``float[N, V] -> float[N, V, D]``."""
 
@@ -77,7 +102,7 @@ class SeriesTokenizer(nn.Module):
 
     def __init__(self, n_channels: int, years: tuple[int, ...], n_steps: int, width: int) -> None:
         super().__init__()
-        self.project = nn.Linear(n_steps, width)
+        self.project = ChannelLinear(n_channels * len(years), n_steps, width)
         self.channel = nn.Parameter(torch.randn(n_channels, width) * 0.02)
         year_offsets = torch.tensor([y - min(years) for y in years], dtype=torch.float32)
         self.register_buffer("year_embedding", sinusoidal(year_offsets, width, base=100.0), persistent=False)
@@ -85,7 +110,8 @@ class SeriesTokenizer(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, c, y, _ = x.shape
         x, observed = _finite_and_zeroed(x, (3,))
-        tokens = self.project(x) + self.channel[None, :, None, :] + self.year_embedding[None, None, :, :]
+        projected = self.project(x.reshape(n, c * y, -1)).reshape(n, c, y, -1)
+        tokens = projected + self.channel[None, :, None, :] + self.year_embedding[None, None, :, :]
         return tokens.reshape(n, c * y, -1), observed.reshape(n, c * y)
 
 
@@ -97,7 +123,7 @@ class ImageTokenizer(nn.Module):
         self.grid = grid
         self.crop = image_crop(height, width_px, grid)
         _, _, ph, pw = self.crop
-        self.project = nn.Linear(ph * pw, width)
+        self.project = ChannelLinear(n_bands, ph * pw, width)
         self.band = nn.Parameter(torch.randn(n_bands, width) * 0.02)
         rows = torch.arange(grid).repeat_interleave(grid).float()
         cols = torch.arange(grid).repeat(grid).float()

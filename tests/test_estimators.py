@@ -1,0 +1,411 @@
+"""Estimators on closed-form games: axioms, brute force, convergence, stopping and invariance.
+
+Every game here is a value table indexed by coalition bitmask (bit ``i`` =
+player ``i``) or a closed form, so the true Shapley values are known. All
+sampling is seeded; tolerances are explicit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from miam_explain.errors import ConfigError
+from miam_explain.explain.estimators import (
+    MAX_EXACT_PLAYERS,
+    ExactEstimator,
+    KernelEstimator,
+    PermutationEstimator,
+    ShapleyResult,
+    choose_method,
+)
+from miam_explain.explain.game import FunctionGame, Game
+
+METHODS = ("exact", "permutation", "kernel")
+#: Sampling budget (game evaluations) of the axiom tests.
+BUDGET = 6000
+#: Sampled estimates must lie within this many standard errors of the truth.
+Z_MAX = 4.5
+
+
+def make_estimator(method: str, seed: int = 0) -> ExactEstimator | PermutationEstimator | KernelEstimator:
+    if method == "exact":
+        return ExactEstimator(interactions=True, progress=False)
+    if method == "permutation":
+        return PermutationEstimator(seed=seed, progress=False)
+    return KernelEstimator(seed=seed, progress=False)
+
+
+def run(method: str, game: Game, seed: int = 0) -> ShapleyResult:
+    return make_estimator(method, seed).estimate(game, None if method == "exact" else BUDGET)
+
+
+def names(n_players: int) -> tuple[str, ...]:
+    return tuple(f"p{i}" for i in range(n_players))
+
+
+def bitmask(keep: np.ndarray) -> np.ndarray:
+    return keep.astype(np.int64) @ (1 << np.arange(keep.shape[1], dtype=np.int64))
+
+
+def table_game(table: np.ndarray) -> FunctionGame:
+    """A game given by its full value table ``float[2^P, *value_shape]``."""
+    n_players = int(table.shape[0]).bit_length() - 1
+    return FunctionGame(lambda keep: table[bitmask(keep)], names(n_players), value_shape=table.shape[1:])
+
+
+def random_table(n_players: int, seed: int, value_shape: tuple[int, ...] = ()) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(2**n_players, *value_shape))
+
+
+def additive_game(weights: np.ndarray) -> FunctionGame:
+    """``v(S) = sum_{i in S} w_i`` with ``w: float[P, *value_shape]``; ``phi = w``."""
+    return FunctionGame(
+        lambda keep: np.tensordot(keep.astype(float), weights, axes=1), names(weights.shape[0]), weights.shape[1:]
+    )
+
+
+def pair_game(n_players: int) -> FunctionGame:
+    """``v(S) = 1`` iff players 0 and 1 are both in ``S``: ``phi = (1/2, 1/2, 0, …)``, ``I_01 = 1``."""
+    return FunctionGame(lambda keep: (keep[:, 0] & keep[:, 1]).astype(float), names(n_players))
+
+
+def null_player_table(n_players: int, null: int, seed: int) -> np.ndarray:
+    """A random table in which player ``null`` never changes the value."""
+    table = random_table(n_players, seed)
+    return table[np.arange(2**n_players) & ~(1 << null)]
+
+
+def symmetric_table(n_players: int, seed: int) -> np.ndarray:
+    """A random table in which players 0 and 1 are interchangeable."""
+    table = random_table(n_players, seed)
+    index = np.arange(2**n_players)
+    swapped = (index & ~3) | ((index & 1) << 1) | ((index >> 1) & 1)
+    return table + table[swapped]
+
+
+def naive_shapley(table: np.ndarray) -> np.ndarray:
+    """Average marginal contribution over all ``P!`` orderings."""
+    n_players = int(table.shape[0]).bit_length() - 1
+    phi = np.zeros((n_players, *table.shape[1:]))
+    for order in itertools.permutations(range(n_players)):
+        mask = 0
+        for player in order:
+            phi[player] += table[mask | (1 << player)] - table[mask]
+            mask |= 1 << player
+    return phi / math.factorial(n_players)
+
+
+def subsets_without(n_players: int, excluded: tuple[int, ...]) -> list[int]:
+    others = [p for p in range(n_players) if p not in excluded]
+    return [sum(1 << p for p in combo) for r in range(len(others) + 1) for combo in itertools.combinations(others, r)]
+
+
+def naive_banzhaf(table: np.ndarray) -> np.ndarray:
+    n_players = int(table.shape[0]).bit_length() - 1
+    phi = np.zeros((n_players, *table.shape[1:]))
+    for i in range(n_players):
+        for s in subsets_without(n_players, (i,)):
+            phi[i] += table[s | (1 << i)] - table[s]
+    return phi / 2 ** (n_players - 1)
+
+
+def naive_interactions(table: np.ndarray) -> np.ndarray:
+    """The pairwise Shapley interaction index from its definition (zero diagonal)."""
+    n_players = int(table.shape[0]).bit_length() - 1
+    out = np.zeros((n_players, n_players, *table.shape[1:]))
+    for i, j in itertools.combinations(range(n_players), 2):
+        for s in subsets_without(n_players, (i, j)):
+            size = bin(s).count("1")
+            weight = math.factorial(size) * math.factorial(n_players - size - 2) / math.factorial(n_players - 1)
+            delta = table[s | (1 << i) | (1 << j)] - table[s | (1 << i)] - table[s | (1 << j)] + table[s]
+            out[i, j] += weight * delta
+        out[j, i] = out[i, j]
+    return out
+
+
+def assert_within_se(result: ShapleyResult, truth: np.ndarray) -> None:
+    """A sampled estimate lies within ``Z_MAX`` standard errors of the truth (and the SE is positive)."""
+    error = np.abs(result.values - truth)
+    assert np.all(result.se > 0)
+    assert np.all(error <= Z_MAX * result.se), f"max |error|/se = {np.max(error / result.se):.2f}"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the game wrapper
+
+
+def test_function_game_counts_and_accepts_torch() -> None:
+    game = additive_game(np.array([1.0, 2.0, 3.0]))
+    keep = torch.tensor([[True, False, True], [False, False, False]])
+    np.testing.assert_array_equal(game(keep), [4.0, 0.0])
+    assert game.n_evaluations == 2
+    assert isinstance(game, Game)
+
+
+def test_function_game_rejects_bad_input() -> None:
+    game = additive_game(np.array([1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match="boolean"):
+        game(np.ones((1, 3), dtype=int))
+    with pytest.raises(ValueError, match=r"\(C, 3\)"):
+        game(np.ones((1, 4), dtype=bool))
+    wrong = FunctionGame(lambda keep: np.zeros((keep.shape[0], 2)), names(3))
+    with pytest.raises(ValueError, match="expected"):
+        wrong(np.ones((1, 3), dtype=bool))
+    with pytest.raises(ValueError, match="unique"):
+        FunctionGame(lambda keep: keep.sum(1), ("a", "a"))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 1. axioms, for every estimator
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("value_shape", [(), (3, 2)])
+def test_efficiency(method: str, value_shape: tuple[int, ...]) -> None:
+    table = random_table(6, seed=1, value_shape=value_shape)
+    result = run(method, table_game(table))
+    assert result.values.shape == (6, *value_shape) and result.se.shape == (6, *value_shape)
+    np.testing.assert_allclose(result.v_empty, table[0], rtol=0, atol=0)
+    np.testing.assert_allclose(result.v_full, table[-1], rtol=0, atol=0)
+    np.testing.assert_allclose(result.efficiency_gap, 0.0, atol=1e-10)
+    assert result.method == method
+    if method == "exact":
+        assert result.n_evaluations == 64 and result.converged and np.all(result.se == 0)
+    else:
+        assert BUDGET - 2 * 5 < result.n_evaluations <= BUDGET
+        assert_within_se(result, naive_shapley(table))  # the SE covers the error
+
+
+def test_permutation_is_efficient_for_every_sample() -> None:
+    """One antithetic pair already sums exactly to v_full - v_empty."""
+    table = random_table(7, seed=2)
+    result = PermutationEstimator(seed=3, progress=False).estimate(table_game(table), budget=2 * 7)
+    assert result.n_evaluations == 14
+    np.testing.assert_allclose(result.efficiency_gap, 0.0, atol=1e-12)
+    assert np.all(np.isnan(result.se))  # one sample: no standard error
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_additive_game_vector_valued(method: str) -> None:
+    weights = np.random.default_rng(4).normal(size=(5, 3, 2))
+    result = run(method, additive_game(weights))
+    if method == "kernel":
+        assert_within_se(result, weights)
+    else:  # every marginal contribution of an additive game is w_i
+        np.testing.assert_allclose(result.values, weights, atol=1e-12)
+        np.testing.assert_allclose(result.se, 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_pure_pair_interaction(method: str) -> None:
+    result = run(method, pair_game(5))
+    truth = np.array([0.5, 0.5, 0.0, 0.0, 0.0])
+    if method == "kernel":
+        assert_within_se(result, truth)
+    else:  # an antithetic pair gives (1/2, 1/2) exactly: player 0 comes last in one order, player 1 in the other
+        np.testing.assert_allclose(result.values, truth, atol=1e-12)
+    if method == "exact":
+        expected = np.zeros((5, 5))
+        expected[0, 1] = expected[1, 0] = 1.0
+        np.testing.assert_allclose(result.interactions, expected, atol=1e-12)
+        np.testing.assert_allclose(result.banzhaf, [0.5, 0.5, 0, 0, 0], atol=1e-12)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_null_player(method: str) -> None:
+    result = run(method, table_game(null_player_table(6, null=2, seed=5)))
+    if method == "kernel":  # a null player is zero in expectation only
+        assert abs(result.values[2]) <= Z_MAX * result.se[2]
+    else:  # every marginal contribution of a null player is exactly zero
+        assert abs(result.values[2]) <= 1e-12
+        assert result.se[2] <= 1e-12
+    if method == "exact":
+        np.testing.assert_allclose(result.interactions[2], 0.0, atol=1e-12)
+        assert abs(result.banzhaf[2]) <= 1e-12
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_symmetric_players(method: str) -> None:
+    result = run(method, table_game(symmetric_table(6, seed=6)))
+    gap = abs(result.values[0] - result.values[1])
+    if method == "exact":
+        assert gap <= 1e-12
+        assert abs(result.banzhaf[0] - result.banzhaf[1]) <= 1e-12
+    else:
+        assert gap <= Z_MAX * (result.se[0] + result.se[1])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_linearity(method: str) -> None:
+    """phi(a v + b w) = a phi(v) + b phi(w); sampled estimators draw the same coalitions for the same seed."""
+    v, w = random_table(6, seed=7, value_shape=(2,)), random_table(6, seed=8, value_shape=(2,))
+    a, b = 2.5, -1.5
+    phi_v, phi_w, phi_mix = (run(method, table_game(t), seed=11).values for t in (v, w, a * v + b * w))
+    np.testing.assert_allclose(phi_mix, a * phi_v + b * phi_w, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 2. brute force
+
+
+@pytest.mark.parametrize("n_players", [1, 2, 3, 5, 6])
+def test_exact_equals_brute_force(n_players: int) -> None:
+    table = random_table(n_players, seed=n_players, value_shape=(2,))
+    result = ExactEstimator(interactions=True, progress=False).estimate(table_game(table))
+    np.testing.assert_allclose(result.values, naive_shapley(table), atol=1e-12)
+    np.testing.assert_allclose(result.banzhaf, naive_banzhaf(table), atol=1e-12)
+    np.testing.assert_allclose(result.interactions, naive_interactions(table), atol=1e-12)
+    assert result.interactions.shape == (n_players, n_players, 2)
+
+
+def test_exact_without_interactions_leaves_them_out() -> None:
+    result = ExactEstimator(progress=False).estimate(table_game(random_table(3, seed=0)))
+    assert result.interactions is None and result.banzhaf is not None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 3. convergence and calibration
+
+N_SEEDS = 16
+
+
+@pytest.mark.parametrize(
+    ("estimator", "samples"),
+    [(PermutationEstimator, [8, 32, 128, 512]), (KernelEstimator, [16, 64, 256, 1024])],
+)
+def test_sampled_converge_to_exact(estimator: type, samples: list[int]) -> None:
+    n_players = 8
+    table = random_table(n_players, seed=9)
+    truth = naive_shapley(table)
+    game = table_game(table)
+    cost = 2 * (n_players - 1) if estimator is PermutationEstimator else 2
+    budgets = [2 + cost * n for n in samples]
+    rmse, z_scores = [], []
+    for budget in budgets:
+        errors = []
+        for seed in range(N_SEEDS):
+            result = estimator(seed=seed, progress=False).estimate(game, budget)
+            assert result.n_evaluations == budget and not result.converged
+            errors.append(result.values - truth)
+            z_scores.append((result.values - truth) / result.se)
+        rmse.append(np.sqrt(np.mean(np.square(errors))))
+    slope = np.polyfit(np.log(budgets), np.log(rmse), 1)[0]
+    assert -0.75 <= slope <= -0.3, f"log RMSE vs log budget slope {slope:.3f}, RMSE {rmse}"
+    assert rmse[-1] < rmse[0] / 4
+    z_rms = np.sqrt(np.mean(np.square(z_scores)))
+    assert 0.5 <= z_rms <= 2.0, f"RMS of error/se = {z_rms:.3f}"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 4. stopping and bad input
+
+
+@pytest.mark.parametrize("estimator", [PermutationEstimator, KernelEstimator])
+def test_tol_stops_early(estimator: type) -> None:
+    game = table_game(random_table(6, seed=10))
+    tol = 0.05
+    result = estimator(seed=0, tol=tol, progress=False).estimate(game, budget=200_000)
+    assert result.converged
+    assert result.n_evaluations < 200_000 / 4
+    assert result.se.max() <= tol * (result.values.max() - result.values.min())
+    unbounded = estimator(seed=0, tol=tol, progress=False).estimate(table_game(random_table(6, seed=10)))
+    assert unbounded.converged and unbounded.n_evaluations == result.n_evaluations
+    np.testing.assert_array_equal(unbounded.values, result.values)
+
+
+@pytest.mark.parametrize("estimator", [PermutationEstimator, KernelEstimator])
+def test_budget_before_tol_is_not_converged(estimator: type) -> None:
+    result = estimator(seed=0, tol=1e-6, progress=False).estimate(table_game(random_table(6, seed=10)), budget=500)
+    assert not result.converged and result.n_evaluations <= 500
+
+
+def test_budget_too_small_raises() -> None:
+    game = table_game(random_table(5, seed=0))
+    with pytest.raises(ConfigError, match="at least 10"):
+        PermutationEstimator(progress=False).estimate(game, budget=9)
+    assert game.n_evaluations == 0
+    PermutationEstimator(progress=False).estimate(game, budget=10)
+    with pytest.raises(ConfigError, match="at least 4"):
+        KernelEstimator(progress=False).estimate(game, budget=3)
+    with pytest.raises(ConfigError, match="budget, a tol"):
+        KernelEstimator(progress=False).estimate(game)
+    with pytest.raises(ConfigError, match="2\\^5 = 32"):
+        ExactEstimator(progress=False).estimate(game, budget=31)
+
+
+def test_exact_refuses_too_many_players() -> None:
+    game = FunctionGame(lambda keep: keep.sum(1).astype(float), names(MAX_EXACT_PLAYERS + 1))
+    with pytest.raises(ConfigError, match="2\\^21") as error:
+        ExactEstimator(progress=False).estimate(game)
+    assert "method='permutation'" in str(error.value) and "sampling" in str(error.value)
+    assert game.n_evaluations == 0
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
+def test_bad_tol_raises(bad: float) -> None:
+    with pytest.raises(ConfigError, match="tol"):
+        PermutationEstimator(tol=bad)
+
+
+def test_one_player_is_exact_for_all() -> None:
+    game = additive_game(np.array([[2.0, 3.0]]))
+    for method in METHODS:
+        result = run(method, game)
+        np.testing.assert_allclose(result.values, [[2.0, 3.0]])
+        assert result.converged and np.all(result.se == 0)
+
+
+def test_choose_method() -> None:
+    assert choose_method(4, 10, budget=160) == "exact"
+    assert choose_method(4, 10, budget=159) == "permutation"
+    assert choose_method(10, 1, budget=None) == "exact"
+    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=None) == "permutation"
+    with pytest.raises(ConfigError, match="n_sites"):
+        choose_method(4, 0, budget=None)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 5. chunk and batch invariance
+
+
+def test_exact_chunk_size_never_changes_the_answer() -> None:
+    table = random_table(7, seed=12, value_shape=(3,))
+    results = [
+        ExactEstimator(interactions=True, chunk_size=size, progress=False).estimate(table_game(table))
+        for size in (1, 7, 64, 2**16)
+    ]
+    for other in results[1:]:
+        np.testing.assert_array_equal(other.values, results[0].values)
+        np.testing.assert_array_equal(other.interactions, results[0].interactions)
+        np.testing.assert_array_equal(other.banzhaf, results[0].banzhaf)
+
+
+@pytest.mark.parametrize(
+    ("make", "batches"),
+    [
+        (lambda b: PermutationEstimator(seed=5, batch_permutations=b, progress=False), (1, 7, 32, 1000)),
+        (lambda b: KernelEstimator(seed=5, batch_samples=b, progress=False), (1, 7, 128, 1000)),
+    ],
+)
+def test_sampling_batch_size_never_changes_the_answer(make, batches: tuple[int, ...]) -> None:
+    table = random_table(6, seed=13, value_shape=(2,))
+    results = [make(b).estimate(table_game(table), budget=1502) for b in batches]
+    for other in results[1:]:
+        assert other.n_evaluations == results[0].n_evaluations
+        np.testing.assert_allclose(other.values, results[0].values, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(other.se, results[0].se, rtol=1e-9)
+
+
+def test_same_seed_same_result_and_generator_advances() -> None:
+    game = table_game(random_table(6, seed=14))
+    first = KernelEstimator(seed=3, progress=False)
+    a = first.estimate(game, 400)
+    b = KernelEstimator(seed=3, progress=False).estimate(game, 400)
+    np.testing.assert_array_equal(a.values, b.values)
+    assert a.seed == 3
+    assert not np.array_equal(first.estimate(game, 400).values, a.values)
