@@ -19,7 +19,7 @@ from miam_explain.errors import MiamError
 __all__ = ["build_parser", "main"]
 
 #: Sub-command modules under :mod:`miam_explain.commands`, in help order.
-COMMAND_MODULES: tuple[str, ...] = ("data", "masks", "train", "evaluate")
+COMMAND_MODULES: tuple[str, ...] = ("data", "masks", "train", "evaluate", "shapley")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -202,7 +202,14 @@ class MiamModel(nn.Module):
         return self.head(self.norm_out(x).mean(dim=1))
 
     # ---- collapsed forward -------------------------------------------------------------
-    def forward_collapsed(self, tokens: torch.Tensor, keep: torch.Tensor, *, bucket_size: int = 4096) -> torch.Tensor:
+    def forward_collapsed(
+        self,
+        tokens: torch.Tensor,
+        keep: torch.Tensor,
+        *,
+        rows: torch.Tensor | None = None,
+        bucket_size: int = 4096,
+    ) -> torch.Tensor:
         """Same logits as :meth:`forward_tokens`, computed on visible tokens plus one mask token.
 
         Rows are sorted by visible count ``k`` and cut into buckets of at most
@@ -210,28 +217,35 @@ class MiamModel(nn.Module):
         smallest, so padding stays small when counts vary (training masks).
 
         Args:
-            tokens: ``float[N, T, D]`` tokens.
-            keep: ``bool[N, T]``, True = visible.
+            tokens: ``float[S, T, D]`` tokens.
+            keep: ``bool[R, T]``, True = visible.
+            rows: ``int64[R]``: row ``r`` uses ``tokens[rows[r]]`` (a token cache shared by many
+                coalitions, gathered without copying it R times). ``None``: ``R == S``, row by row.
             bucket_size: Most rows per bucket.
 
         Returns:
-            ``float[N, K]`` logits, in the input row order.
+            ``float[R, K]`` logits, in the order of ``keep``'s rows.
         """
-        n = tokens.shape[0]
+        n = keep.shape[0]
+        if rows is None:
+            rows = torch.arange(n, device=keep.device)
         counts = keep.sum(dim=1)
         order = torch.argsort(counts, stable=True)
         out = tokens.new_empty((n, self.config.n_outputs))
         for start, stop in _buckets(counts[order].tolist(), bucket_size):
-            rows = order[start:stop]
-            out[rows] = self._collapsed_bucket(tokens[rows], keep[rows], counts[rows])
+            chosen = order[start:stop]
+            out[chosen] = self._collapsed_bucket(tokens, rows[chosen], keep[chosen], counts[chosen])
         return out
 
-    def _collapsed_bucket(self, tokens: torch.Tensor, keep: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        b, t, d = tokens.shape
+    def _collapsed_bucket(
+        self, tokens: torch.Tensor, rows: torch.Tensor, keep: torch.Tensor, counts: torch.Tensor
+    ) -> torch.Tensor:
+        b = keep.shape[0]
+        t, d = tokens.shape[1], tokens.shape[2]
         width = int(counts.max().item()) if b else 0
         # visible tokens first, in their original order (stable sort of ~keep)
         visible_first = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :width]
-        gathered = torch.gather(tokens, 1, visible_first[..., None].expand(b, width, d))
+        gathered = tokens[rows[:, None], visible_first]  # (b, width, d)
         slot = torch.arange(width, device=tokens.device)[None, :]
         real = slot < counts[:, None]  # (b, width); False = padding
         multiplicity = (t - counts).to(tokens.dtype)  # (b,)
