@@ -6,6 +6,8 @@ Example:
     >>> import miam_explain
     >>> ds = miam_explain.open_dataset("data.zarr")  # doctest: +SKIP
     >>> schema = miam_explain.TokenSchema.from_dataset(ds)  # doctest: +SKIP
+    >>> model = miam_explain.load_model("run/")  # doctest: +SKIP
+    >>> result = miam_explain.shapley(model, ds, group="spectral_bands", value="performance")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -14,5 +16,8 @@ from miam_explain._version import __version__
 from miam_explain.data.format import open_dataset
 from miam_explain.data.schema import TokenSchema
 from miam_explain.errors import MiamError
+from miam_explain.explain.api import result_to_shap, shapley
+from miam_explain.masking import get_strategy
+from miam_explain.models.checkpoint import load_model
 
-__all__ = ["__version__", "open_dataset", "TokenSchema", "MiamError"]
+__all__ = ["__version__", "open_dataset", "TokenSchema", "MiamError", "get_strategy", "load_model", "shapley", "result_to_shap"]
