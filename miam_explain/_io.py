@@ -15,7 +15,7 @@ from pathlib import Path
 
 from miam_explain.errors import DataError, OutputExistsError
 
-__all__ = ["check_output_path", "atomic_path", "remove_path"]
+__all__ = ["check_output_path", "atomic_path", "remove_path", "read_toml"]
 
 
 def check_output_path(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -77,3 +77,26 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def read_toml(path: str | os.PathLike, *, what: str, hint: str) -> dict:
+    """Parse a TOML file, or raise a one-line :class:`~miam_explain.errors.ConfigError`.
+
+    Args:
+        path: The file.
+        what: What the file is, for the message (``"config file"``, ``"subsets file"`` …).
+        hint: What the user should pass instead when it is missing.
+    """
+    from miam_explain.errors import ConfigError
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {str(path)!r} does not exist; {hint}")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"{what} {path.name} is not valid TOML ({exc})") from None

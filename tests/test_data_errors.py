@@ -100,9 +100,8 @@ def test_truncated_tiff_becomes_nan_and_is_counted(tmp_path, geoplant_fixtures, 
     data = tiff.read_bytes()
     tiff.chmod(0o644)
     tiff.write_bytes(data[: len(data) // 3])
-    code, _ = _run(capsys, "data", "prepare", str(raw), "--out", str(tmp_path / "d.zarr"), "--quiet")
-    assert code == 0
-    out = capsys.readouterr()
+    assert main(["data", "prepare", str(raw), "--out", str(tmp_path / "d.zarr"), "--quiet"]) == 0
+    assert "sentinel2: 0 files missing, 1 unreadable -> NaN" in capsys.readouterr().out
     ds = open_dataset(tmp_path / "d.zarr")
     i = int(np.flatnonzero(ds["site_id"].values == 1027998)[0])
     assert np.isnan(ds["x_sentinel2"].isel(site=i).values).all()

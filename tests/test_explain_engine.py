@@ -16,7 +16,7 @@ from miam_explain.data.format import text_values
 from miam_explain.errors import ConfigError, DataError, SchemaError
 from miam_explain.explain.api import result_to_shap, shapley
 from miam_explain.explain.engine import Engine
-from miam_explain.explain.games import performance_game, prediction_game
+from miam_explain.explain.games import prediction_game
 from miam_explain.models.checkpoint import load_model
 from miam_explain.training.config import RunConfig
 from miam_explain.training.data import load_split

@@ -473,7 +473,7 @@ def test_bad_toml_files(tmp_path: Path, geoplant: xr.Dataset) -> None:
         TokenSchema.from_dataset(geoplant, groupings=tmp_path / "missing.toml")
     broken = tmp_path / "broken.toml"
     broken.write_text("[groupings.x\n")
-    with pytest.raises(ConfigError, match="cannot read groupings file"):
+    with pytest.raises(ConfigError, match="groupings file broken.toml is not valid TOML"):
         TokenSchema.from_dataset(geoplant, groupings=broken)
     empty = tmp_path / "empty.toml"
     empty.write_text("[subsets]\na = 1\n")

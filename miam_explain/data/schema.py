@@ -41,8 +41,9 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 import pandas as pd
 
+from miam_explain._io import read_toml
 from miam_explain.data.format import KIND_ROLES, dim_name, modality_names
-from miam_explain.errors import ConfigError, DataError, SchemaError
+from miam_explain.errors import DataError, SchemaError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import xarray as xr
@@ -997,21 +998,8 @@ def _load_groupings(groupings: str | os.PathLike | GroupingSpec | None) -> Group
             f"groupings must be a path to a TOML file or a mapping {{name: {{member: [selectors]}}}}, "
             f"got {type(groupings).__name__}"
         )
+    document = read_toml(groupings, what="groupings file", hint="pass a TOML file with [groupings.NAME] tables")
     path = Path(groupings)
-    try:
-        import tomllib  # Python >= 3.11
-    except ImportError:  # pragma: no cover - Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ImportError:
-            raise ConfigError("reading TOML on Python 3.10 needs the 'tomli' package; run 'pip install tomli'") from None
-    if not path.is_file():
-        raise ConfigError(f"groupings file {str(path)!r} does not exist; pass a TOML file with [groupings.NAME] tables")
-    try:
-        with path.open("rb") as handle:
-            document = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read groupings file {str(path)!r}: {exc}") from None
     table = document.get("groupings")
     if not isinstance(table, Mapping) or not table:
         raise SchemaError(

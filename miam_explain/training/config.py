@@ -17,11 +17,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
-
+from miam_explain._io import read_toml
 from miam_explain.errors import ConfigError
 
 __all__ = ["TrainingConfig", "RunConfig", "load_config", "to_toml"]
@@ -123,14 +119,8 @@ def load_config(path: str | os.PathLike | None) -> RunConfig:
     """Read a TOML config file (``None``: the defaults, i.e. the paper's settings)."""
     if path is None:
         return RunConfig()
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist; see training/configs/ for examples")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path.name} is not valid TOML ({exc})") from None
-    return RunConfig.from_dict(data, source=path.name)
+    data = read_toml(path, what="config file", hint="see training/configs/ for examples")
+    return RunConfig.from_dict(data, source=Path(path).name)
 
 
 def _toml_value(value: Any) -> str:

@@ -17,16 +17,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from miam_explain._io import read_toml
 from miam_explain.data.schema import TokenSchema
 from miam_explain.errors import ConfigError, SchemaError
 from miam_explain.models.fusion import MiamModel
 from miam_explain.training.data import SplitTensors
 from miam_explain.training.metrics import macro_auc, top_k_accuracy
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 __all__ = ["resolve_device", "paper_subsets", "load_subsets", "predict_subsets", "score", "evaluate_subsets"]
 
@@ -101,12 +97,7 @@ def load_subsets(spec: str | os.PathLike | Mapping[str, Sequence[str]], schema: 
         table = paper_subsets(schema)
     else:
         path = Path(spec)
-        if not path.is_file():
-            raise ConfigError(f"subsets file {str(path)!r} does not exist; pass 'paper' or a TOML file with a [subsets] table")
-        try:
-            data = tomllib.loads(path.read_text())
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"subsets file {path.name} is not valid TOML ({exc})") from None
+        data = read_toml(path, what="subsets file", hint="pass 'paper' or a TOML file with a [subsets] table")
         if not isinstance(data.get("subsets"), dict) or not data["subsets"]:
             raise ConfigError(f"subsets file {path.name} needs a [subsets] table: name = [\"grouping:member\", ...]")
         table = data["subsets"]
