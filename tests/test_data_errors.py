@@ -101,7 +101,7 @@ def test_truncated_tiff_becomes_nan_and_is_counted(tmp_path, geoplant_fixtures, 
     tiff.chmod(0o644)
     tiff.write_bytes(data[: len(data) // 3])
     assert main(["data", "prepare", str(raw), "--out", str(tmp_path / "d.zarr"), "--quiet"]) == 0
-    assert "sentinel2: 0 files missing, 1 unreadable -> NaN" in capsys.readouterr().out
+    assert "sentinel2: 95 files missing, 1 unreadable -> NaN" in capsys.readouterr().out  # 97 surveys, 2 patches
     ds = open_dataset(tmp_path / "d.zarr")
     i = int(np.flatnonzero(ds["site_id"].values == 1027998)[0])
     assert np.isnan(ds["x_sentinel2"].isel(site=i).values).all()
