@@ -69,6 +69,10 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
         yield tmp
         if not tmp.exists():
             raise DataError(f"nothing was written to {str(path)!r}")
+        if tmp.is_file():  # some writers create private (0600) files; give the usual permissions
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
         if path.exists():
             if not overwrite:
                 raise OutputExistsError(f"output {str(path)!r} appeared while writing; choose another path or pass --overwrite")

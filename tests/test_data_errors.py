@@ -169,3 +169,18 @@ def test_open_dataset_refuses_what_is_not_consolidated(tmp_path, kind, capsys):
     assert "miam-explain data prepare" in message
     code, err = _run(capsys, "data", "inspect", str(path))
     _one_line_error(code, err)
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from miam_explain._io import atomic_path
+
+    with atomic_path(tmp_path / "f.bin") as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)  # a writer that creates a private file
+        os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "f.bin").stat().st_mode) == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
