@@ -112,9 +112,9 @@ def to_dataset(result: ShapleyResult, game: PredictionGame | PerformanceGame, *,
         coords = {
             "player": players,
             "target": targets,
-            "site_id": ("site", game.site_coords["site_id"]),
-            "lat": ("site", game.site_coords["lat"]),
-            "lon": ("site", game.site_coords["lon"]),
+            "site_id": ("site", game.data.site_id),
+            "lat": ("site", game.data.lat),
+            "lon": ("site", game.data.lon),
         }
     else:
         def per_player(array: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:

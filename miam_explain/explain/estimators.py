@@ -258,11 +258,26 @@ def shapley_from_table(table: np.ndarray) -> np.ndarray:
         ``float64[P, *value_shape]``.
     """
     n_players = _table_players(table)
-    flat = table.reshape(table.shape[0], -1)
-    sizes = _coalition_sizes(n_players)
     # w_out[s] = s!(P-s-1)!/P! = 1 / (P * C(P-1, s)); w_in[s] = w_out[s-1].
     w_out = np.array([1.0 / (n_players * math.comb(n_players - 1, s)) for s in range(n_players)] + [0.0])
     w_in = np.concatenate([[0.0], w_out[:-1]])
+    return _semivalue(table, w_in, w_out)
+
+
+def _semivalue(table: np.ndarray, w_in: np.ndarray, w_out: np.ndarray) -> np.ndarray:
+    """``phi_i = sum_T w_in[|T|] v(T) [i in T] - w_out[|T|] v(T) [i not in T]``, one weighted sum per player.
+
+    Args:
+        table: ``float64[2^P, *value_shape]`` indexed by coalition bitmask.
+        w_in: ``float64[P + 1]`` weight of a coalition of each size that holds ``i``.
+        w_out: ``float64[P + 1]`` weight of a coalition of each size that lacks ``i``.
+
+    Returns:
+        ``float64[P, *value_shape]``.
+    """
+    n_players = _table_players(table)
+    flat = table.reshape(table.shape[0], -1)
+    sizes = _coalition_sizes(n_players)
     weight_in, weight_out = w_in[sizes], w_out[sizes]
     index = np.arange(table.shape[0], dtype=np.int64)
     out = np.empty((n_players, flat.shape[1]))
@@ -282,14 +297,8 @@ def banzhaf_from_table(table: np.ndarray) -> np.ndarray:
         ``float64[P, *value_shape]``.
     """
     n_players = _table_players(table)
-    flat = table.reshape(table.shape[0], -1)
-    index = np.arange(table.shape[0], dtype=np.int64)
-    scale = 0.5 ** (n_players - 1)
-    out = np.empty((n_players, flat.shape[1]))
-    for i in range(n_players):
-        present = ((index >> i) & 1).astype(bool)
-        out[i] = np.where(present, scale, -scale) @ flat
-    return out.reshape((n_players, *table.shape[1:]))
+    scale = np.full(n_players + 1, 0.5 ** (n_players - 1))
+    return _semivalue(table, scale, scale)
 
 
 def interactions_from_table(table: np.ndarray) -> np.ndarray:

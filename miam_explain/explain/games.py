@@ -43,15 +43,13 @@ class ModelGame:
         engine: Evaluates token keep-masks for every site.
         players_spec: The players (names and token indices) of the grouping.
         context: ``"none"`` (tokens of no player hidden) or ``"all"`` (visible).
-        data: The sites (targets and site ids).
-        site_coords: ``site_id``, ``lat``, ``lon`` of each site (for the result).
+        data: The sites (targets, site ids and coordinates).
     """
 
     engine: Engine
     players_spec: Players
     context: str
     data: SplitTensors
-    site_coords: dict[str, np.ndarray]
 
     def __post_init__(self) -> None:
         if self.context not in CONTEXTS:
@@ -147,38 +145,17 @@ class PerformanceGame(ModelGame):
         return -float(F.cross_entropy(logits, target))
 
 
-def _select_sites(data: SplitTensors, ds: xr.Dataset, split: str | None, sites: Sequence[int] | None) -> tuple[SplitTensors, dict[str, np.ndarray]]:
-    from miam_explain.data.format import select_split
-
-    part = select_split(ds, split)
-    coords = {name: np.asarray(part[name].values) for name in ("site_id", "lat", "lon")}
-    if sites is None:
-        return data, coords
-    wanted = np.asarray(list(sites), dtype=np.int64)
-    position = {int(s): i for i, s in enumerate(coords["site_id"])}
-    missing = [int(s) for s in wanted if int(s) not in position]
-    if missing:
-        raise DataError(f"site_id(s) {missing[:5]} are not in split {split!r}; pick sites from that split")
-    index = np.array([position[int(s)] for s in wanted], dtype=np.int64)
-    picked = SplitTensors(
-        inputs={k: v[index] for k, v in data.inputs.items()},
-        target=data.target[index],
-        site_id=data.site_id[index],
-        task=data.task,
-    )
-    return picked, {k: v[index] for k, v in coords.items()}
-
-
 def _setup(model, data, *, group: str, split: str | None, sites, context: str, collapse: bool, device: str, progress: bool):
     model, ds = model_and_data(model, data, device=device)
     players = model.schema.players(group)
     if players.n_players == 0:
         raise SchemaError(f"grouping {group!r} has no players in this data")
     split_data = load_split(ds, model.schema, split)
-    split_data, coords = _select_sites(split_data, ds, split, sites)
+    if sites is not None:
+        split_data = split_data.subset(list(sites), split=split)
     engine = Engine(model, split_data, device=resolve_device(device), collapse=collapse, progress=progress)
     species = list(text_values(ds["species"].values))
-    return model, engine, players, split_data, coords, species
+    return model, engine, players, split_data, species
 
 
 def _targets(target, species: list[str], task: str, output: str) -> tuple[tuple[str, ...], np.ndarray | None]:
@@ -239,11 +216,11 @@ def prediction_game(
     """
     if output not in ("probability", "logit"):
         raise ConfigError(f"output {output!r} must be 'probability' or 'logit'")
-    model, engine, players, split_data, coords, species = _setup(
+    model, engine, players, split_data, species = _setup(
         model, data, group=group, split=split, sites=sites, context=context, collapse=collapse, device=device, progress=progress
     )
     names, index = _targets(target, species, split_data.task, output)
-    return PredictionGame(engine, players, context, split_data, coords, target_names=names, target_index=index, output=output)
+    return PredictionGame(engine, players, context, split_data, target_names=names, target_index=index, output=output)
 
 
 def performance_game(
@@ -264,7 +241,7 @@ def performance_game(
     """
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
-    model, engine, players, split_data, coords, _ = _setup(
+    model, engine, players, split_data, _ = _setup(
         model, data, group=group, split=split, sites=None, context=context, collapse=collapse, device=device, progress=progress
     )
     if metric == "auto":
@@ -277,4 +254,4 @@ def performance_game(
         presences = split_data.target.sum(dim=0)
         if not bool(((presences > 0) & (presences < len(split_data))).any()):
             raise DataError(f"no species has both presences and absences in split {split!r}; AUC is undefined")
-    return PerformanceGame(engine, players, context, split_data, coords, metric=metric)
+    return PerformanceGame(engine, players, context, split_data, metric=metric)

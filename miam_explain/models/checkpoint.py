@@ -166,7 +166,7 @@ def check_fits(model: MiamModel, ds: xr.Dataset) -> None:
         diff = model.schema.diff(schema, labels=("the checkpoint", "the data"))
         raise CheckpointError(f"the checkpoint does not fit the data: {diff}; use the dataset the model was trained on")
     species = list(text_values(ds["species"].values))
-    trained = [str(s) for s in model.meta.get("species", species)] if hasattr(model, "meta") else species
+    trained = [str(s) for s in getattr(model, "meta", {}).get("species", species)]
     if species != trained:
         raise CheckpointError(
             f"the checkpoint does not fit the data: {len(trained)} species in the checkpoint, {len(species)} in the data "
