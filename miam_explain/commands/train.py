@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` command."""
     parser = subparsers.add_parser("train", help="train a masked multimodal transformer")
     parser.add_argument("--data", required=True, type=Path, help="consolidated dataset (.zarr or .nc)")
-    parser.add_argument("--config", type=Path, default=None, help="TOML config (see training/configs/); default: the paper's settings")
+    parser.add_argument("--config", type=Path, default=None, help="TOML config, or the name of a shipped one (demo, geoplant; see training/configs/); default: the paper's settings")
     parser.add_argument("--strategy", default=None, help="masking strategy (overrides the config): constant, shared_uniform, "
                         "dirichlet, modality_dropout, opm, uniform_hypercube, beta_hypercube, miam")
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs")

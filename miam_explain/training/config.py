@@ -115,10 +115,23 @@ class RunConfig:
         return config
 
 
+def packaged_configs() -> dict[str, Path]:
+    """The configs shipped with the package (``training/configs/*.toml``), by name: ``demo``, ``geoplant``."""
+    folder = Path(__file__).resolve().parents[1] / "configs"
+    return {p.stem: p for p in sorted(folder.glob("*.toml"))}
+
+
 def load_config(path: str | os.PathLike | None) -> RunConfig:
-    """Read a TOML config file (``None``: the defaults, i.e. the paper's settings)."""
+    """Read a TOML config file (``None``: the defaults, i.e. the paper's settings).
+
+    A bare name such as ``demo`` or ``geoplant`` (no suffix, no such file) names a config
+    shipped with the package (see :func:`packaged_configs`).
+    """
     if path is None:
         return RunConfig()
+    shipped = packaged_configs()
+    if not Path(path).suffix and not Path(path).exists() and str(path) in shipped:
+        path = shipped[str(path)]
     data = read_toml(path, what="config file", hint="see training/configs/ for examples")
     return RunConfig.from_dict(data, source=Path(path).name)
 
