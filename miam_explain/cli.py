@@ -19,12 +19,27 @@ from miam_explain.errors import MiamError
 __all__ = ["build_parser", "main"]
 
 #: Sub-command modules under :mod:`miam_explain.commands`, in help order.
-COMMAND_MODULES: tuple[str, ...] = ("data", "masks", "train", "evaluate", "shapley")
+COMMAND_MODULES: tuple[str, ...] = ("demo", "data", "masks", "train", "evaluate", "shapley", "report", "map")
+
+
+class _UsageError(MiamError):
+    """A command line that argparse cannot parse (unknown option, missing or malformed value)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one-line :class:`_UsageError`, not usage text plus ``SystemExit``.
+
+    Sub-command parsers inherit the class (``add_subparsers`` uses the parent's type).
+    """
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        message = " ".join(message.split())
+        raise _UsageError(f"{self.prog}: error: {message}; see '{self.prog} --help'")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the full argument parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="miam-explain",
         description="Which inputs drive a multimodal ecological model, and by how much?",
     )
@@ -38,15 +53,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``miam-explain`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
+        print(f"miam-explain: error: no command given; choose one of {', '.join(COMMAND_MODULES)}", file=sys.stderr)
         return 2
     try:
         func(args)
     except MiamError as exc:
-        print(f"miam-explain: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"miam-explain: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("miam-explain: interrupted", file=sys.stderr)

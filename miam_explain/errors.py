@@ -7,7 +7,7 @@ prints such errors as one line and exits non-zero, never with a traceback.
 
 from __future__ import annotations
 
-__all__ = ["MiamError", "DataError", "SchemaError", "ConfigError", "CheckpointError", "OutputExistsError"]
+__all__ = ["MiamError", "DataError", "SchemaError", "ConfigError", "CheckpointError", "OutputExistsError", "OutputError"]
 
 
 class MiamError(ValueError):
@@ -32,3 +32,7 @@ class CheckpointError(MiamError):
 
 class OutputExistsError(MiamError):
     """An output path that already exists and would be overwritten."""
+
+
+class OutputError(MiamError):
+    """An output that cannot be written: a read-only folder, a full disk, a damaged store."""

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["register"]
@@ -29,21 +33,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sites", default=None, help="prediction game: comma-separated site ids")
     parser.add_argument("--interactions", action="store_true", help="pairwise Shapley interaction indices (exact)")
     parser.add_argument("--no-collapse", action="store_true", help="run all tokens instead of the collapsed forward")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--out", required=True, type=Path, help="result file (.nc or .zarr)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where to compute (with --scheduler/--workers: resolved on each worker)")
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument("--scheduler", default=None, metavar="ADDR",
+                         help="shard the work over an existing Dask cluster, e.g. tcp://HOST:8786")
+    cluster.add_argument("--workers", type=int, default=None, metavar="N",
+                         help="shard the work over a local Dask cluster of N worker processes (one thread each)")
+    parser.add_argument("--chunk-size", type=int, default=None, metavar="N",
+                        help="sites (prediction) or coalitions (performance) per chunk of a stored or sharded run; "
+                             "default 2048 sites or 32 coalitions")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="resumable .zarr store for a .nc --out (default with --scheduler/--workers: "
+                             "OUT.store.zarr, removed once OUT is written); a .zarr --out is its own store")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="result file (.nc or .zarr); a .zarr result is written chunk by chunk and a rerun resumes it")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out (and start a stored run again)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> None:
-    from miam_explain._io import check_output_path
+    from miam_explain._io import check_output_path, remove_path
     from miam_explain.errors import ConfigError
     from miam_explain.explain.api import save_result, shapley
+    from miam_explain.explain.store import output_errors
 
     if args.out.suffix not in (".nc", ".zarr"):
         raise ConfigError(f"--out {str(args.out)!r} must end in .nc or .zarr")
-    check_output_path(args.out, overwrite=args.overwrite)
+    sharded = args.scheduler is not None or args.workers is not None
+    if args.out.suffix == ".zarr":
+        if args.store is not None:
+            raise ConfigError("--store is for a .nc --out; a .zarr --out is itself the resumable store")
+        store, scratch = args.out, False  # resumed or refused by the store itself
+    else:
+        check_output_path(args.out, overwrite=args.overwrite)
+        scratch = args.store is None and sharded
+        store = args.out.with_suffix(".store.zarr") if scratch else args.store
+    if store is None and args.chunk_size is not None:
+        raise ConfigError("--chunk-size applies to stored or sharded runs: use a .zarr --out, --store, --scheduler or --workers")
     target = args.target if args.target in ("auto", "all", "richness") else [t.strip() for t in args.target.split(",")]
     sites = None
     if args.sites is not None:
@@ -51,15 +79,45 @@ def _run(args: argparse.Namespace) -> None:
             sites = [int(s) for s in args.sites.split(",") if s.strip()]
         except ValueError:
             raise ConfigError(f"--sites {args.sites!r} must be comma-separated integer site ids") from None
-    ds = shapley(
-        args.model, args.data, group=args.group, value=args.value, method=args.method, budget=args.budget,
-        tol=args.tol, seed=args.seed, context=args.context, target=target, output=args.output, metric=args.metric,
-        interactions=args.interactions, split=args.split, sites=sites, collapse=not args.no_collapse,
-        device=args.device, progress=not args.quiet,
-    )
-    save_result(ds, args.out, overwrite=args.overwrite)
-    print(summary_table(ds))
+    stored = {} if store is None else {
+        "scheduler": args.scheduler, "workers": args.workers, "store": store, "chunk_size": args.chunk_size,
+        "overwrite": args.overwrite,
+    }
+    with _log_to_stderr(not args.quiet):
+        ds = shapley(
+            args.model, args.data, group=args.group, value=args.value, method=args.method, budget=args.budget,
+            tol=args.tol, seed=args.seed, context=args.context, target=target, output=args.output, metric=args.metric,
+            interactions=args.interactions, split=args.split, sites=sites, collapse=not args.no_collapse,
+            device=args.device, progress=not args.quiet, **stored,
+        )
+    table = summary_table(ds)
+    if args.out.suffix == ".nc":
+        with output_errors(args.out, ", or choose another --out"):
+            save_result(ds, args.out, overwrite=args.overwrite)
+            if scratch:  # the store next to a .nc was only the way there
+                ds.close()
+                remove_path(store)
+    print(table)
     print(f"-> {args.out}")
+
+
+@contextlib.contextmanager
+def _log_to_stderr(enabled: bool) -> Iterator[None]:
+    """Print the explain engine's progress notes (chunks reused and computed) on stderr while running."""
+    logger = logging.getLogger("miam_explain.explain")
+    if not enabled:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("miam-explain: %(message)s"))
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
 
 
 def summary_table(ds) -> str:

@@ -16,6 +16,7 @@ format: an :class:`xarray.Dataset`, stored as zarr (a folder ending in
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "modality_names",
     "modality_roles",
     "open_dataset",
+    "read_values",
     "select_split",
     "text_values",
     "validate_dataset",
@@ -49,6 +51,9 @@ KIND_ROLES: dict[str, tuple[str, ...]] = {
     "image": ("band", "y", "x"),
     "embedding": ("dim",),
 }
+
+#: One-dimensional coordinates that :func:`open_dataset` reads into memory at once.
+_SMALL_COORDS: tuple[str, ...] = ("site_id", "lat", "lon", "split", "species")
 
 #: The split names, in their canonical order.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -103,10 +108,10 @@ def validate_dataset(ds: xr.Dataset, *, source: str = "dataset") -> xr.Dataset:
         if ds["label"].dims != ("site",) or "species" not in ds.coords:
             raise DataError(f"{source}: 'label' must have dim (site,) and a 'species' coordinate naming the classes")
     else:
-        raise DataError(f"{source} has no 'labels' (multi-label) or 'label' (multi-class) variable")
+        raise DataError(f"{source} has no 'labels' (multi-label) or 'label' (multi-class) variable; re-create it with 'miam-explain data prepare'")
     modalities = modality_names(ds)
     if not modalities:
-        raise DataError(f"{source} has no modality variables (named x_<modality>)")
+        raise DataError(f"{source} has no modality variables (named x_<modality>); re-create it with 'miam-explain data prepare'")
     for modality in modalities:
         var = ds[f"x_{modality}"]
         kind = var.attrs.get("kind")
@@ -122,12 +127,83 @@ def validate_dataset(ds: xr.Dataset, *, source: str = "dataset") -> xr.Dataset:
             raise DataError(
                 f"{source}: x_{modality} attribute roles={var.attrs.get('roles')!r} must be {','.join(KIND_ROLES[kind])!r}"
             )
+        if var.dtype.kind not in _NUMERIC_KINDS:
+            raise DataError(f"{source}: x_{modality} holds {var.dtype} values; a modality must be numeric (float32, NaN = missing)")
+    _validate_sites(ds, source)
     if "split" in ds.coords:
-        found = set(np.unique(text_values(ds["split"].values)).tolist())
+        found = set(np.unique(text_values(read_values(ds["split"], source=source))).tolist())
         unknown = found - set(SPLITS)
         if unknown:
             raise DataError(f"{source}: unknown split names {sorted(unknown)}; use {', '.join(SPLITS)}")
     return ds
+
+
+#: ``dtype.kind`` of the numeric arrays: bool, signed and unsigned integer, float.
+_NUMERIC_KINDS = "biuf"
+
+
+def _validate_sites(ds: xr.Dataset, source: str) -> None:
+    """Per-site coordinates and targets: types, unique ids, plausible coordinates (reads only 1-D coords)."""
+    fix = "fix them in the source data and prepare the dataset again"
+    site_id = read_values(ds["site_id"], source=source)
+    if site_id.dtype.kind not in "iu":
+        raise DataError(f"{source}: site_id holds {site_id.dtype} values; site ids must be integers (the surveyId); {fix}")
+    if np.unique(site_id).size != site_id.size:
+        values, counts = np.unique(site_id, return_counts=True)
+        raise DataError(f"{source}: site_id {int(values[counts > 1][0])} appears {int(counts.max())} times; site ids must be unique; {fix}")
+    coords = {}
+    for name, limit in (("lat", 90.0), ("lon", 360.0)):
+        values = read_values(ds[name], source=source)
+        if values.dtype.kind not in "iuf":
+            raise DataError(f"{source}: {name} holds {values.dtype} values; {name} must be a number in degrees; {fix}")
+        values = values.astype(np.float64)
+        bad = np.isinf(values) | (np.abs(np.nan_to_num(values)) > limit) | ((values < -180.0) if name == "lon" else False)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{source}: {name} of site_id {int(site_id[i])} is {values[i]}, outside "
+                f"{'[-90, 90]' if name == 'lat' else '[-180, 360]'} degrees ({int(bad.sum())} such sites); {fix}"
+            )
+        coords[name] = values
+    half = np.isnan(coords["lat"]) != np.isnan(coords["lon"])
+    if half.any():
+        i = int(np.flatnonzero(half)[0])
+        raise DataError(
+            f"{source}: site_id {int(site_id[i])} has lat {coords['lat'][i]} and lon {coords['lon'][i]}; give both "
+            f"coordinates or neither (NaN = unknown location) ({int(half.sum())} such sites); {fix}"
+        )
+    if "species" not in ds.coords:
+        raise DataError(f"{source} has no 'species' coordinate naming the species or classes; re-create it with 'miam-explain data prepare'")
+    species = text_values(read_values(ds["species"], source=source))
+    if np.unique(species).size != species.size:
+        values, counts = np.unique(species, return_counts=True)
+        raise DataError(f"{source}: species {str(values[counts > 1][0])!r} is listed {int(counts.max())} times; species must be unique; {fix}")
+    target = "labels" if "labels" in ds.data_vars else "label"
+    kinds = _NUMERIC_KINDS if target == "labels" else "iu"
+    if ds[target].dtype.kind not in kinds:
+        wanted = "0/1 numbers" if target == "labels" else "integer class indices"
+        raise DataError(f"{source}: {target!r} holds {ds[target].dtype} values; it must hold {wanted}; {fix}")
+
+
+def read_values(array: xr.DataArray, *, source: str = "the dataset") -> np.ndarray:
+    """The values of a (possibly lazy) variable as a numpy array.
+
+    A damaged store (a truncated or corrupt chunk) fails only when the values are
+    read; that failure becomes a one-line :class:`DataError`.
+
+    Raises:
+        DataError: the values cannot be read or decoded.
+    """
+    try:
+        return np.asarray(array.values)
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zarr, numcodecs and h5py raise many types for a damaged chunk
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"cannot read {str(array.name)!r} from {source} ({reason}); the store is damaged (a truncated or corrupt "
+            "chunk): prepare it again with 'miam-explain data prepare'"
+        ) from None
 
 
 def open_dataset(path: str | os.PathLike) -> xr.Dataset:
@@ -150,7 +226,9 @@ def open_dataset(path: str | os.PathLike) -> xr.Dataset:
     """
     path = Path(path)
     if not path.exists():
-        raise DataError(f"dataset {str(path)!r} does not exist; make one with 'miam-explain data prepare RAW --out {path}'")
+        raise DataError(f"dataset {str(path)!r} does not exist; make one with 'miam-explain data prepare RAW --out DATA.zarr'")
+    if path.is_dir():
+        _refuse_unsafe_codecs(path)
     try:
         if path.is_dir():
             with warnings.catch_warnings():
@@ -158,6 +236,9 @@ def open_dataset(path: str | os.PathLike) -> xr.Dataset:
                 ds = xr.open_zarr(path, consolidated=None)
         else:
             ds = xr.open_dataset(path, engine="h5netcdf")
+        for name in _SMALL_COORDS:  # read once here: validation needs them, and they are small
+            if name in ds.coords and ds[name].ndim == 1:
+                ds[name].variable.load()
     except Exception as exc:  # noqa: BLE001 - any reader failure means the same thing to the user
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(
@@ -165,6 +246,63 @@ def open_dataset(path: str | os.PathLike) -> xr.Dataset:
             "pass a dataset written by 'miam-explain data prepare'"
         ) from None
     return validate_dataset(ds, source=repr(str(path)))
+
+
+#: Codecs that decode by unpickling (they could run code); a store that names one is refused.
+_UNSAFE_CODECS = ("pickle",)
+
+
+def _refuse_unsafe_codecs(path: Path) -> None:
+    """Refuse a zarr store whose metadata names a pickle codec, before zarr reads any chunk.
+
+    Only metadata files are read: the consolidated ``.zmetadata`` / ``zarr.json`` at the
+    root and the ``.zarray`` / ``zarr.json`` of each array one level down (where xarray
+    puts them). Current zarr already refuses such arrays; this keeps it so.
+
+    Raises:
+        DataError: a pickle codec, compressor or filter.
+    """
+    texts = []
+    try:
+        folders = [path, *(child for child in sorted(path.iterdir()) if child.is_dir() and not child.is_symlink())]
+        for folder in folders:
+            for name in (".zmetadata", ".zarray", "zarr.json"):
+                meta = folder / name
+                if meta.is_file():
+                    texts.append(meta.read_text(errors="replace"))
+    except OSError:
+        pass  # an unreadable store fails properly when zarr opens it
+    for text in texts:
+        try:
+            document = json.loads(text)
+        except ValueError:
+            continue  # a broken file fails properly when zarr opens the store
+        for codec in _codec_names(document):
+            if any(word in codec.lower() for word in _UNSAFE_CODECS):
+                raise DataError(
+                    f"{str(path)!r} uses the {codec!r} codec, which decodes by unpickling and could run code; "
+                    "miam-explain refuses it — re-create the dataset with 'miam-explain data prepare'"
+                )
+
+
+def _codec_names(document) -> list[str]:
+    """Every ``id`` (zarr v2) or ``name`` (zarr v3) found in a codec position of a metadata document."""
+    names: list[str] = []
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key in ("compressor", "filters", "codecs", "object_codec") or key.endswith("codec"):
+                    for codec in value if isinstance(value, list) else [value]:
+                        if isinstance(codec, dict):
+                            name = codec.get("id", codec.get("name"))
+                            if isinstance(name, str):
+                                names.append(name)
+                stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return names
 
 
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> None:
@@ -195,7 +333,7 @@ def select_split(ds: xr.Dataset, split: str | None) -> xr.Dataset:
         raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)} or 'all'")
     if "split" not in ds.coords:
         raise DataError("the dataset has no 'split' coordinate; prepare it with --split spatial or stratified")
-    selected = np.flatnonzero(text_values(ds["split"].values) == split)
+    selected = np.flatnonzero(text_values(read_values(ds["split"])) == split)
     if selected.size == 0:
         raise DataError(
             f"split {split!r} has no sites; choose another split or prepare the data again with larger "

@@ -144,6 +144,13 @@ def _metadata_files(raw: Path) -> list[Path]:
     found = sorted(p for p in raw.iterdir() if p.is_file() and _METADATA_PATTERN.match(p.name))
     if not found and (raw / "metadata.csv").is_file():
         found = [raw / "metadata.csv"]
+    root = raw.resolve()
+    for path in found:
+        if not _inside(path, root):
+            raise DataError(
+                f"metadata {path.name} is a link to a file outside {str(raw)!r}; the reader never reads outside "
+                "the data folder, so copy the file into it"
+            )
     if not found:
         raise DataError(
             f"no metadata CSV in {str(raw)!r}; expected GLC2x_PA_metadata_train.csv (and _test) or metadata.csv"
@@ -188,7 +195,8 @@ def read_metadata(raw: Path) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, in
             frame["speciesId"] = np.nan
         frames.append(frame)
     meta = pd.concat(frames, ignore_index=True)
-    meta = meta[pd.to_numeric(meta["surveyId"], errors="coerce").notna()].copy()
+    meta = meta.assign(surveyId=_survey_ids(meta["surveyId"], "metadata"))
+    meta = meta[meta["surveyId"].notna()].copy()
     meta["surveyId"] = meta["surveyId"].astype(np.int64)
     labelled = meta.groupby("surveyId")["speciesId"].transform(lambda s: s.notna().any())
     n_unlabelled = int(meta.loc[~labelled, "surveyId"].nunique())
@@ -216,6 +224,22 @@ def read_metadata(raw: Path) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, in
     pairs["speciesId"] = pairs["speciesId"].astype(np.int64)
     species = np.unique(pairs["speciesId"].to_numpy())
     return sites, species, pairs.drop_duplicates(), n_unlabelled
+
+
+def _survey_ids(column: pd.Series, where: str) -> pd.Series:
+    """surveyId values as numbers; NaN for rows without a numeric id (they are skipped).
+
+    Raises:
+        DataError: a numeric id that is not a non-negative whole number (it cannot name a file).
+    """
+    ids = pd.to_numeric(column, errors="coerce")
+    numeric = ids.dropna()
+    bad = numeric[(numeric % 1 != 0) | (numeric < 0) | (numeric >= 2**63)]
+    if len(bad):
+        raise DataError(
+            f"{where}: surveyId {str(column[bad.index[0]])!r} is not a non-negative whole number; fix the surveyId column"
+        )
+    return ids
 
 
 # ----------------------------------------------------------------- file index
@@ -379,7 +403,8 @@ def _read_tabular(paths: Iterable[Path], survey_ids: np.ndarray) -> tuple[pd.Dat
     table = pd.DataFrame(index=pd.Index(survey_ids, name="surveyId"))
     for key, frames in sorted(by_key.items()):
         frame = pd.concat(frames, ignore_index=True)
-        frame = frame[pd.to_numeric(frame["surveyId"], errors="coerce").notna()]
+        frame = frame.assign(surveyId=_survey_ids(frame["surveyId"], f"tabular CSV {key}"))
+        frame = frame[frame["surveyId"].notna()]
         frame = frame.assign(surveyId=frame["surveyId"].astype(np.int64)).drop_duplicates("surveyId")
         frame = frame.set_index("surveyId")
         numeric = frame.apply(pd.to_numeric, errors="coerce")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from miam_explain.data.format import SPLITS, modality_names, text_values
+from miam_explain.data.format import SPLITS, modality_names, read_values, text_values
 
 __all__ = ["summarize", "format_summary"]
 
@@ -41,14 +41,14 @@ def summarize(ds: xr.Dataset, *, chunk_size: int = 1024) -> tuple[dict, pd.DataF
         "splits": {s: int((splits == s).sum()) for s in SPLITS},
     }
     if "labels" in ds:
-        prevalence = np.asarray(ds["labels"].mean("site").values, dtype=float)
+        prevalence = np.asarray(read_values(ds["labels"].mean("site")), dtype=float)
         facts["mean_species_per_site"] = float(prevalence.sum())
     rows = []
     for m_index, modality in enumerate(modality_names(ds)):
         var = ds[f"x_{modality}"]
         all_nan, nan_values = 0, 0
         for start in range(0, n_sites, chunk_size):
-            block = np.asarray(var.isel(site=slice(start, start + chunk_size)).values)
+            block = np.asarray(read_values(var.isel(site=slice(start, start + chunk_size))))
             isnan = ~np.isfinite(block.reshape(block.shape[0], -1))
             all_nan += int(isnan.all(axis=1).sum())
             nan_values += int(isnan.sum())

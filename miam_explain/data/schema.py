@@ -164,19 +164,19 @@ class ModalityLayout:
             raise DataError(f"{where} has an empty dimension (shape {self.shape}); every modality needs at least one token")
         if self.kind != "embedding":
             if len(self.labels) != self.shape[0]:
-                raise DataError(f"{where}: {len(self.labels)} {roles[0]} names for {self.shape[0]} entries")
+                raise DataError(f"{where}: {len(self.labels)} {roles[0]} names for {self.shape[0]} entries; give each {roles[0]} one name")
             if len(set(self.labels)) != len(self.labels):
                 dup = sorted({n for n in self.labels if self.labels.count(n) > 1})
                 raise DataError(f"{where}: duplicate {roles[0]} names {dup}; give every {roles[0]} a unique name")
         elif self.labels:
-            raise DataError(f"{where}: an embedding has no labels")
+            raise DataError(f"{where}: an embedding has no labels; drop the {roles[0]} names")
         if self.kind == "timeseries":
             if len(self.years) != self.shape[1]:
-                raise DataError(f"{where}: {len(self.years)} years for a year dim of length {self.shape[1]}")
+                raise DataError(f"{where}: {len(self.years)} years for a year dim of length {self.shape[1]}; give each year once")
             if len(set(self.years)) != len(self.years):
-                raise DataError(f"{where}: duplicate years in the {dim_name(self.name, 'year')} coordinate")
+                raise DataError(f"{where}: duplicate years in the {dim_name(self.name, 'year')} coordinate; give every year once")
         elif self.years:
-            raise DataError(f"{where}: only a time series has years")
+            raise DataError(f"{where}: only a time series has years; drop them")
         if self.kind == "image":
             height, width = self.shape[1], self.shape[2]
             if not 1 <= self.grid <= min(height, width):
@@ -185,9 +185,9 @@ class ModalityLayout:
                     f"set the attribute grid to an integer in 1..{min(height, width)}"
                 )
         elif self.grid:
-            raise DataError(f"{where}: only an image has a grid")
+            raise DataError(f"{where}: only an image has a grid; drop the grid attribute")
         if self.groups and self.kind != "tabular":
-            raise DataError(f"{where}: only a tabular modality has variable groups")
+            raise DataError(f"{where}: only a tabular modality has variable groups; drop the groups attribute")
         known = set(self.labels)
         for group, variables in self.groups:
             unknown = [v for v in variables if v not in known]
@@ -327,8 +327,11 @@ def _layout_from_dataset(ds: xr.Dataset, modality: str) -> ModalityLayout:
         labels = tuple(str(v) for v in coord(roles[0]))
     if kind == "timeseries":
         try:
-            years = tuple(int(y) for y in coord("year"))
-        except (TypeError, ValueError):
+            raw_years = coord("year")
+            years = tuple(int(y) for y in raw_years)
+            if any(isinstance(r, float) and y != r for y, r in zip(years, raw_years)):
+                raise ValueError("not whole")
+        except (TypeError, ValueError, OverflowError):
             raise DataError(f"{where}: the {dim_name(modality, 'year')} coordinate must hold integer years") from None
         if var.attrs.get("channel_kind") is not None:
             channel_kind = str(var.attrs["channel_kind"])
@@ -336,7 +339,7 @@ def _layout_from_dataset(ds: xr.Dataset, modality: str) -> ModalityLayout:
         raw_grid = var.attrs.get("grid", 5)
         try:
             grid = int(raw_grid)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise DataError(f"{where}: attribute grid={raw_grid!r} must be an integer") from None
         if grid != raw_grid and not (isinstance(raw_grid, str) and raw_grid.strip() == str(grid)):
             raise DataError(f"{where}: attribute grid={raw_grid!r} must be an integer")
@@ -459,7 +462,7 @@ class TokenSchema:
             start += layout.n_tokens
         names = [layout.name for layout in placed]
         if len(set(names)) != len(names):
-            raise DataError(f"duplicate modality names {names}")
+            raise DataError(f"duplicate modality names {names}; give every modality its own name")
         self._layouts: tuple[ModalityLayout, ...] = tuple(placed)
         self._n_tokens = start
 
@@ -1009,6 +1012,11 @@ def _load_groupings(groupings: str | os.PathLike | GroupingSpec | None) -> Group
     return table
 
 
+def _toml_key(name: str) -> str:
+    """``name`` as a TOML key: bare when it can be, else a quoted (escaped, one-line) string."""
+    return name if name and all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in name) else json.dumps(name)
+
+
 def _normalize_spec(groupings: GroupingSpec | None) -> dict[str, dict[str, tuple[str, ...]]]:
     """Check the shape of a user grouping mapping; selectors become tuples of strings."""
     if groupings is None:
@@ -1021,7 +1029,7 @@ def _normalize_spec(groupings: GroupingSpec | None) -> dict[str, dict[str, tuple
             raise SchemaError(f"user grouping name {name!r} is not valid; use a non-empty name without ':', ',' or surrounding spaces")
         if not isinstance(members, Mapping) or not members:
             raise SchemaError(
-                f"user grouping {name!r} must be a table of members, e.g. [groupings.{name}] with "
+                f"user grouping {name!r} must be a table of members, e.g. [groupings.{_toml_key(name)}] with "
                 "member = [\"spectral_bands:red\"]"
             )
         normalized: dict[str, tuple[str, ...]] = {}

@@ -153,10 +153,18 @@ def _check_budget(budget: int | None) -> int | None:
 def _check_tol(tol: float | None) -> float | None:
     if tol is None:
         return None
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"tol must be a positive number (e.g. 0.01), got {tol!r}")
     tol = float(tol)
     if not (math.isfinite(tol) and tol > 0):
         raise ConfigError(f"tol must be a positive number (e.g. 0.01), got {tol}")
     return tol
+
+
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative whole number (e.g. 0), got {seed!r}")
+    return int(seed)
 
 
 def _check_positive(name: str, value: int) -> int:
@@ -438,7 +446,7 @@ class _SamplingEstimator(abc.ABC):
     method: ClassVar[str]
 
     def __init__(self, seed: int, tol: float | None, batch: int, progress: bool) -> None:
-        self.seed = int(seed)
+        self.seed = _check_seed(seed)
         self.tol = _check_tol(tol)
         self._batch = batch
         self.progress = bool(progress)

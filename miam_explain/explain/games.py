@@ -29,7 +29,7 @@ from miam_explain.training.data import SplitTensors, load_split
 from miam_explain.training.evaluation import resolve_device
 from miam_explain.training.metrics import per_class_auc, top_k_accuracy
 
-__all__ = ["ModelGame", "PredictionGame", "PerformanceGame", "prediction_game", "performance_game", "CONTEXTS", "METRICS"]
+__all__ = ["ModelGame", "PredictionGame", "PerformanceGame", "prediction_game", "performance_game", "resolve_metric", "CONTEXTS", "METRICS"]
 
 CONTEXTS = ("none", "all")
 METRICS = ("auto", "auc", "accuracy", "top5", "neg_loss")
@@ -152,7 +152,7 @@ def _setup(model, data, *, group: str, split: str | None, sites, context: str, c
         raise SchemaError(f"grouping {group!r} has no players in this data")
     split_data = load_split(ds, model.schema, split)
     if sites is not None:
-        split_data = split_data.subset(list(sites), split=split)
+        split_data = split_data.subset(sites, split=split)
     engine = Engine(model, split_data, device=resolve_device(device), collapse=collapse, progress=progress)
     species = list(text_values(ds["species"].values))
     return model, engine, players, split_data, species
@@ -172,13 +172,36 @@ def _targets(target, species: list[str], task: str, output: str) -> tuple[tuple[
         return ("richness",), None
     if isinstance(target, str) and target == "all":
         return tuple(species), np.arange(len(species))
-    wanted = [target] if isinstance(target, (str, int)) else list(target)
+    ids = (str, int, np.integer)
+    if isinstance(target, ids) and not isinstance(target, bool):
+        wanted = [target]
+    elif isinstance(target, (Sequence, np.ndarray)) and len(target) and all(isinstance(t, ids) and not isinstance(t, bool) for t in target):
+        wanted = list(target)
+    else:
+        raise ConfigError(f"target {target!r} is not valid; pass species ids (a list of strings), 'richness', 'all' or 'auto'")
     names = [str(t) for t in wanted]
     unknown = [t for t in names if t not in species]
     if unknown:
         shown = ", ".join(species[:20]) + (f" … and {len(species) - 20} more" if len(species) > 20 else "")
         raise ConfigError(f"unknown target(s) {unknown}; use 'richness', 'all' or species from: {shown}")
     return tuple(names), np.array([species.index(t) for t in names], dtype=np.int64)
+
+
+def resolve_metric(metric: str, task: str) -> str:
+    """The performance metric ``metric`` means for a task (``auto``: ``auc`` for multi-label, else ``accuracy``).
+
+    Raises:
+        ConfigError: an unknown metric, or one that does not fit the task.
+    """
+    if metric not in METRICS:
+        raise ConfigError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+    if metric == "auto":
+        metric = "auc" if task == "multilabel" else "accuracy"
+    if metric == "auc" and task != "multilabel":
+        raise ConfigError("metric 'auc' needs multi-label data; use accuracy or top5")
+    if metric in ("accuracy", "top5") and task != "multiclass":
+        raise ConfigError(f"metric {metric!r} needs multi-class data; use auc or neg_loss")
+    return metric
 
 
 def prediction_game(
@@ -244,12 +267,7 @@ def performance_game(
     model, engine, players, split_data, _ = _setup(
         model, data, group=group, split=split, sites=None, context=context, collapse=collapse, device=device, progress=progress
     )
-    if metric == "auto":
-        metric = "auc" if split_data.task == "multilabel" else "accuracy"
-    if metric == "auc" and split_data.task != "multilabel":
-        raise ConfigError("metric 'auc' needs multi-label data; use accuracy or top5")
-    if metric in ("accuracy", "top5") and split_data.task != "multiclass":
-        raise ConfigError(f"metric {metric!r} needs multi-class data; use auc or neg_loss")
+    metric = resolve_metric(metric, split_data.task)
     if metric == "auc":
         presences = split_data.target.sum(dim=0)
         if not bool(((presences > 0) & (presences < len(split_data))).any()):

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from miam_explain.data.schema import TokenSchema
-from miam_explain.errors import ConfigError
+from miam_explain.errors import ConfigError, DataError
 from miam_explain.models.normalization import NormStats
 from miam_explain.models.tokenizers import make_tokenizer
 
@@ -66,16 +66,30 @@ class ModelConfig:
     n_outputs: int = 1
 
     def __post_init__(self) -> None:
-        if self.width % self.heads:
+        for name in ("width", "depth", "heads", "plr_frequencies", "n_outputs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"model option {name} must be a whole number, got {value!r}")
+        for name in ("mlp_ratio", "dropout", "plr_sigma"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"model option {name} must be a finite number, got {value!r}")
+        if self.width % max(self.heads, 1):
             raise ConfigError(f"model width {self.width} must be a multiple of heads {self.heads}")
         if self.task not in ("multilabel", "multiclass"):
             raise ConfigError(f"task {self.task!r} must be 'multilabel' or 'multiclass'")
-        if min(self.width, self.depth, self.heads, self.n_outputs) < 1 or not 0 <= self.dropout < 1:
-            raise ConfigError("width, depth, heads and n_outputs must be positive and dropout in [0, 1)")
+        if min(self.width, self.depth, self.heads, self.n_outputs, self.plr_frequencies) < 1 or not 0 <= self.dropout < 1:
+            raise ConfigError("model width, depth, heads, plr_frequencies and n_outputs must be positive and dropout in [0, 1)")
+        if int(self.width * self.mlp_ratio) < 1 or self.plr_sigma <= 0:
+            raise ConfigError(
+                f"model mlp_ratio={self.mlp_ratio} and plr_sigma={self.plr_sigma} must be positive (mlp_ratio x width >= 1)"
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
         """Build from a mapping, refusing unknown keys."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"the model options must be a table of name = value, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -127,6 +141,18 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, *, key_bias: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.attn(self.norm1(x), key_bias)
         return x + self.mlp(self.norm2(x))
+
+
+def _finite(logits: torch.Tensor) -> torch.Tensor:
+    """``logits`` unchanged, or a :class:`DataError` when some are NaN or infinite."""
+    finite = torch.isfinite(logits).all(dim=-1)
+    if not bool(finite.all()):
+        n_bad = int((~finite).sum())
+        raise DataError(
+            f"the model gave NaN or infinite outputs for {n_bad} of {finite.numel()} rows: input values far outside "
+            "the training range (check the units of the x_<modality> variables) or diverged weights"
+        )
+    return logits
 
 
 def _buckets(sorted_counts: list[int], bucket_size: int) -> list[tuple[int, int]]:
@@ -199,7 +225,7 @@ class MiamModel(nn.Module):
         x = torch.where(keep[..., None], tokens, self.mask_token.to(tokens.dtype))
         for block in self.blocks:
             x = block(x)
-        return self.head(self.norm_out(x).mean(dim=1))
+        return _finite(self.head(self.norm_out(x).mean(dim=1)))
 
     # ---- collapsed forward -------------------------------------------------------------
     def forward_collapsed(
@@ -235,7 +261,7 @@ class MiamModel(nn.Module):
         for start, stop in _buckets(counts[order].tolist(), bucket_size):
             chosen = order[start:stop]
             out[chosen] = self._collapsed_bucket(tokens, rows[chosen], keep[chosen], counts[chosen])
-        return out
+        return _finite(out)
 
     def _collapsed_bucket(
         self, tokens: torch.Tensor, rows: torch.Tensor, keep: torch.Tensor, counts: torch.Tensor

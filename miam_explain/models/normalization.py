@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from miam_explain.data.format import read_values
 from miam_explain.data.schema import TokenSchema
 from miam_explain.errors import DataError
 
@@ -56,7 +57,7 @@ class NormStats:
             total = np.zeros(channels)
             total_sq = np.zeros(channels)
             for start in range(0, n_sites, chunk_size):
-                block = np.asarray(var.isel(site=slice(start, start + chunk_size)).values, dtype=np.float64)
+                block = np.asarray(read_values(var.isel(site=slice(start, start + chunk_size))), dtype=np.float64)
                 block = np.moveaxis(block, 1, 0).reshape(channels, -1)
                 finite = np.isfinite(block)
                 values = np.where(finite, block, 0.0)
@@ -85,6 +86,25 @@ class NormStats:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form for the checkpoint metadata."""
         return {"mean": {k: list(v) for k, v in self.mean.items()}, "std": {k: list(v) for k, v in self.std.items()}}
+
+    def check(self, schema: TokenSchema) -> None:
+        """Refuse statistics that do not fit ``schema``: one finite mean and positive std per channel.
+
+        Raises:
+            DataError: naming the first modality whose statistics are missing or broken.
+        """
+        for layout in schema.layouts:
+            mean, std = self.mean.get(layout.name), self.std.get(layout.name)
+            channels = layout.shape[0]
+            if mean is None or std is None:
+                raise DataError(f"no normalisation statistics for modality {layout.name}; they must come from the same training run")
+            if len(mean) != channels or len(std) != channels:
+                raise DataError(
+                    f"normalisation statistics of {layout.name} have {len(mean)} means and {len(std)} stds for "
+                    f"{channels} channels; they must come from the same training run"
+                )
+            if not (np.isfinite(mean).all() and np.isfinite(std).all() and (np.asarray(std) > 0).all()):
+                raise DataError(f"normalisation statistics of {layout.name} are not finite or have std <= 0")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NormStats:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from miam_explain.data.format import select_split
+from miam_explain.data.format import read_values, select_split
 from miam_explain.data.schema import TokenSchema
 from miam_explain.errors import DataError
 
@@ -44,16 +44,18 @@ class SplitTensors:
         return {k: v[index].to(device) for k, v in self.inputs.items()}, self.target[index].to(device)
 
     def subset(self, site_ids: Sequence[int], *, split: str | None = None) -> SplitTensors:
-        """The sites with these ``site_id`` values, in that order.
+        """The sites with these ``site_id`` values, in that order (a repeated id repeats its site).
 
         Raises:
-            DataError: a site id that is not among these sites.
+            DataError: no site id, a value that is not a whole number, or a site id that is
+                not among these sites.
         """
+        wanted = _site_ids(site_ids)
         position = {int(s): i for i, s in enumerate(self.site_id)}
-        missing = [int(s) for s in site_ids if int(s) not in position]
+        missing = [s for s in wanted if s not in position]
         if missing:
             raise DataError(f"site_id(s) {missing[:5]} are not in split {split!r}; pick sites from that split")
-        index = np.array([position[int(s)] for s in site_ids], dtype=np.int64)
+        index = np.array([position[s] for s in wanted], dtype=np.int64)
         return SplitTensors(
             inputs={k: v[index] for k, v in self.inputs.items()},
             target=self.target[index],
@@ -64,26 +66,57 @@ class SplitTensors:
         )
 
 
+def _site_ids(site_ids: Sequence[int]) -> list[int]:
+    """``site_ids`` as a non-empty list of ints; anything else is a :class:`DataError`."""
+    if isinstance(site_ids, (str, bytes)) or not isinstance(site_ids, (Sequence, np.ndarray)):
+        raise DataError(f"sites must be a list of site_id values, got {type(site_ids).__name__}; e.g. sites=[1027998, 5000108]")
+    out = []
+    for value in list(site_ids):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, str)):
+            raise DataError(f"site id {value!r} is not a whole number; pass site_id values such as 1027998")
+        try:
+            out.append(int(value))
+        except ValueError:
+            raise DataError(f"site id {value!r} is not a whole number; pass site_id values such as 1027998") from None
+    if not out:
+        raise DataError("the list of sites is empty; pass at least one site_id, or none to use the whole split")
+    return out
+
+
 def load_split(ds: xr.Dataset, schema: TokenSchema, split: str | None) -> SplitTensors:
     """Load one split of a consolidated dataset into memory.
 
     Raises:
-        DataError: an empty or unknown split, or targets with non-finite values.
+        DataError: an empty or unknown split, targets that are not 0/1 (multi-label) or
+            not class indices (multi-class), or a damaged store.
     """
     part = select_split(ds, split)
-    inputs = {layout.name: torch.from_numpy(np.asarray(part[layout.variable].values, dtype=np.float32)) for layout in schema.layouts}
+    inputs = {
+        layout.name: torch.from_numpy(np.asarray(read_values(part[layout.variable]), dtype=np.float32))
+        for layout in schema.layouts
+    }
     if "labels" in part:
-        labels = np.asarray(part["labels"].values, dtype=np.float32)
+        labels = np.asarray(read_values(part["labels"]), dtype=np.float32)
         if not np.isfinite(labels).all():
             raise DataError("labels hold NaN; presence-absence labels must be 0 or 1")
+        if not np.isin(labels, (0.0, 1.0)).all():
+            bad = labels[~np.isin(labels, (0.0, 1.0))][0]
+            raise DataError(f"labels hold the value {bad:g}; presence-absence labels must be 0 or 1, fix the labels and prepare the data again")
         target, task = torch.from_numpy(labels), "multilabel"
     else:
-        target, task = torch.from_numpy(np.asarray(part["label"].values, dtype=np.int64)), "multiclass"
+        label = np.asarray(read_values(part["label"]))
+        n_classes = part.sizes.get("species", 0)
+        if label.dtype.kind not in "iu" or ((label < 0) | (label >= n_classes)).any():
+            raise DataError(
+                f"'label' must hold class indices in 0..{n_classes - 1} (into the species coordinate); "
+                "fix the labels and prepare the data again"
+            )
+        target, task = torch.from_numpy(label.astype(np.int64)), "multiclass"
     return SplitTensors(
         inputs=inputs,
         target=target,
-        site_id=np.asarray(part["site_id"].values),
+        site_id=np.asarray(read_values(part["site_id"])),
         task=task,
-        lat=np.asarray(part["lat"].values, dtype=np.float64),
-        lon=np.asarray(part["lon"].values, dtype=np.float64),
+        lat=np.asarray(read_values(part["lat"]), dtype=np.float64),
+        lon=np.asarray(read_values(part["lon"]), dtype=np.float64),
     )

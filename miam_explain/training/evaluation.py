@@ -31,13 +31,21 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is an error."""
     if isinstance(name, torch.device):
         return name
+    if not isinstance(name, str):
+        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device auto or cpu")
     if name not in ("cpu",) and not name.startswith("cuda"):
         raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r} does not exist ({torch.cuda.device_count()} CUDA GPU(s)); use cuda or cuda:0")
+    return device
 
 
 def paper_subsets(schema: TokenSchema) -> dict[str, list[str]]:
@@ -105,6 +113,8 @@ def load_subsets(spec: str | os.PathLike | Mapping[str, Sequence[str]], schema: 
     for name, selectors in table.items():
         if isinstance(selectors, str):
             selectors = [selectors]
+        if not isinstance(selectors, (list, tuple)):
+            raise ConfigError(f"subset {name!r} must be a list of selectors such as [\"spectral_bands:red\"], got {selectors!r}")
         try:
             out[str(name)] = schema.keep_vector(list(selectors)) if selectors else np.zeros(schema.n_tokens, dtype=bool)
         except SchemaError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["per_class_auc", "macro_auc", "top_k_accuracy"]
+__all__ = ["per_class_auc", "macro_auc", "top_k_accuracy", "weighted_macro_auc", "weighted_accuracy"]
 
 
 def _average_ranks(scores: torch.Tensor) -> torch.Tensor:
@@ -65,3 +65,52 @@ def top_k_accuracy(logits: torch.Tensor, label: torch.Tensor, k: int = 1) -> flo
     k = min(k, logits.shape[1])
     top = torch.topk(logits, k, dim=1).indices
     return float((top == label[:, None]).any(dim=1).double().mean())
+
+
+def weighted_macro_auc(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Macro AUC under many site weightings at once (e.g. bootstrap multiplicities).
+
+    With integer weights, row ``b`` equals :func:`macro_auc` of the data in which site ``i``
+    appears ``weights[b, i]`` times, ties counting one half; a species enters row ``b`` when
+    it has positive weight on both classes. Each column is sorted once, whatever ``B``.
+
+    Args:
+        scores: ``float[N, K]`` scores.
+        labels: ``{0,1}[N, K]`` targets.
+        weights: ``float[B, N]`` non-negative site weights.
+
+    Returns:
+        ``float64[B]`` (NaN where no species has both classes).
+    """
+    weights = weights.to(torch.float64)
+    n, k = scores.shape
+    b = weights.shape[0]
+    sorted_scores, order = torch.sort(scores, dim=0)  # (N, K)
+    y = labels.to(torch.float64).gather(0, order)  # (N, K) labels in sorted order
+    w = weights[:, order]  # (B, N, K) weights in each column's sorted order
+    w_pos, w_neg = w * y, w * (1 - y)
+    # tie groups: first and last sorted position of the group each position belongs to
+    position = torch.arange(n, device=scores.device)[:, None].expand(n, k)
+    starts = torch.ones_like(sorted_scores, dtype=torch.bool)
+    starts[1:] = sorted_scores[1:] != sorted_scores[:-1]
+    ends = torch.ones_like(starts)
+    ends[:-1] = starts[1:]
+    first = torch.cummax(torch.where(starts, position, torch.zeros_like(position)), dim=0).values
+    last = torch.flip(torch.cummin(torch.flip(torch.where(ends, position, torch.full_like(position, n - 1)), [0]), dim=0).values, [0])
+    cum = torch.cat([torch.zeros(b, 1, k, dtype=torch.float64, device=w.device), torch.cumsum(w_neg, dim=1)], dim=1)
+    below = cum.gather(1, first[None].expand(b, n, k))  # negative weight strictly below the tie group
+    tied = cum.gather(1, (last + 1)[None].expand(b, n, k)) - below  # negative weight inside the tie group
+    wins = ((below + 0.5 * tied) * w_pos).sum(dim=1)  # (B, K)
+    pairs = w_pos.sum(dim=1) * w_neg.sum(dim=1)
+    valid = pairs > 0
+    auc = torch.where(valid, wins / torch.where(valid, pairs, torch.ones_like(pairs)), torch.zeros_like(pairs))
+    count = valid.sum(dim=1).to(torch.float64)
+    return torch.where(count > 0, auc.sum(dim=1) / count.clamp(min=1), torch.full_like(count, float("nan")))
+
+
+def weighted_accuracy(logits: torch.Tensor, label: torch.Tensor, weights: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """Top-``k`` accuracy under many site weightings: ``float[B, N]`` weights -> ``float64[B]``."""
+    k = min(k, logits.shape[1])
+    hit = (torch.topk(logits, k, dim=1).indices == label[:, None]).any(dim=1).to(torch.float64)
+    weights = weights.to(torch.float64)
+    return (weights @ hit) / weights.sum(dim=1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,15 +143,32 @@ def train(
     state: dict[str, Any] | None = None
     if resume:
         last = out / "last.safetensors"
-        if not last.is_file():
-            raise CheckpointError(f"nothing to resume in {str(out)!r} (no last.safetensors); start a new run without --resume")
-        tensors, state = read_checkpoint(last)
-        if state["data"]["fingerprint"] != fingerprint:
-            raise CheckpointError("--resume with different data than the run was started on; pass the same --data")
-        if state["config"] != json.loads(json.dumps(config.to_dict())):
-            raise CheckpointError("--resume with a different config than the run was started on; pass the same options")
-        norm = NormStats.from_dict(state["norm"])
-    else:
+        if not out.is_dir():
+            raise CheckpointError(f"nothing to resume: run folder {str(out)!r} does not exist; start a new run without --resume")
+        for stale in out.glob(".*.tmp"):  # temporary outputs of a run killed while writing them
+            shutil.rmtree(stale, ignore_errors=True)
+        if last.is_file():
+            tensors, state = read_checkpoint(last)
+            try:
+                same_data = state["data"]["fingerprint"] == fingerprint
+                same_config = state["config"] == json.loads(json.dumps(config.to_dict()))
+                norm = NormStats.from_dict(state["norm"])
+                missing = [k for k in ("optimizer", "masking", "history", "best_score", "best_epoch", "bad_epochs", "epoch") if k not in state]
+                if missing:
+                    raise KeyError(missing[0])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CheckpointError(
+                    f"{last.name} in {str(out)!r} lacks the training state ({type(exc).__name__}: {exc}); "
+                    "it is not the last checkpoint of a run — start a new run without --resume"
+                ) from None
+            if not same_data:
+                raise CheckpointError("--resume with different data than the run was started on; pass the same --data")
+            if not same_config:
+                raise CheckpointError("--resume with a different config than the run was started on; pass the same options")
+        elif (out / "best.safetensors").is_file():
+            raise CheckpointError(f"{str(out)!r} has best.safetensors but no last.safetensors to resume from; start a new run")
+        # else: the run was stopped before its first checkpoint; it starts again from epoch 1 in the same folder
+    if state is None:
         norm = NormStats.from_dataset(train_ds, schema)
 
     torch.manual_seed(tc.seed)
@@ -176,8 +194,10 @@ def train(
         history = state["history"]
         best_score, best_epoch, bad_epochs = state["best_score"], state["best_epoch"], state["bad_epochs"]
         start_epoch = state["epoch"] + 1
+        # the log may lag the checkpoint when the run was killed between the two writes
+        _write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in history))
     else:
-        out.mkdir(parents=True, exist_ok=False)
+        out.mkdir(parents=True, exist_ok=resume)
         _write_text(out / "config.toml", to_toml(config))
 
     weights = species_weights(train_set.target).to(device) if train_set.task == "multilabel" else None
