@@ -10,7 +10,7 @@ depends on the number of workers.
 
 Usage::
 
-    python benchmarks/scale.py [--model RUN --data DATA.zarr] [--sites 1200] [--repeats 3]
+    python benchmarks/scale.py [--model RUN --data DATA.zarr] [--sites 800] [--repeats 3]
 
 Without ``--model`` it synthesises ``--sites`` sites and saves a random-weight demo-sized model
 (64 wide, 2 blocks; speed does not depend on training). Expect at most 2x on a 2-core machine.
@@ -57,17 +57,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="checkpoint or run folder (default: a random-weight demo model)")
     parser.add_argument("--data", type=Path, default=None, help="dataset (default: synthesised)")
-    parser.add_argument("--sites", type=int, default=1200, help="sites to synthesise without --data")
+    parser.add_argument("--sites", type=int, default=800, help="sites to synthesise without --data")
     parser.add_argument("--split", default="all")
     parser.add_argument("--group", default="spectral_bands")
     parser.add_argument("--context", default="all", help="all (default): every other token visible, a full-size forward")
-    parser.add_argument("--chunk-size", type=int, default=150, help="sites per chunk (the same for every worker count)")
+    parser.add_argument("--chunk-size", type=int, default=100, help="sites per chunk (the same for every worker count)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     from distributed import Client, LocalCluster
 
     from miam_explain.explain.api import shapley
+    from miam_explain.explain.scale import worker_stats
 
     with tempfile.TemporaryDirectory() as tmp:
         model, data = args.model, args.data
@@ -77,9 +78,10 @@ def main() -> None:
                       device="cpu", chunk_size=args.chunk_size)
         rates = {}
         for n_workers in (1, 2):
-            with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                              silence_logs=logging.ERROR) as cluster, Client(cluster):
+            with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                              silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
                 shapley(model, data, scheduler=cluster.scheduler_address, **kwargs)  # warm-up: imports, model load
+                warm = client.run(worker_stats)
                 seconds, rows = [], 0
                 for _ in range(args.repeats):
                     start = time.perf_counter()
@@ -91,6 +93,11 @@ def main() -> None:
                 print(f"{n_workers} worker(s): {rows:,} rows ({ds.attrs['n_evaluations']} coalitions x {ds.sizes['site']} sites, "
                       f"{-(-ds.sizes['site'] // args.chunk_size)} chunks), median {median:.2f} s of {args.repeats} "
                       f"-> {rates[n_workers]:,.0f} rows/s")
+                # where the time went: chunks per worker and seconds per chunk (contention shows as slower chunks)
+                for address, stats in client.run(worker_stats).items():
+                    chunks = stats.get("prediction_chunks", 0) - warm.get(address, {}).get("prediction_chunks", 0)
+                    busy = stats.get("chunk_seconds", 0.0) - warm.get(address, {}).get("chunk_seconds", 0.0)
+                    print(f"    worker {address}: {chunks} chunks, {busy / max(chunks, 1):.2f} s per chunk")
         print(f"2 workers / 1 worker: {rates[2] / rates[1]:.2f}x")
 
 

@@ -53,7 +53,7 @@ def cluster():
 
     saved = dict(os.environ)  # the nannies set OMP_NUM_THREADS=1 here; later tests must not inherit it
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
     ) as local, distributed.Client(local) as client:
         yield local, client
     os.environ.clear()

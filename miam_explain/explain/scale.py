@@ -27,6 +27,7 @@ import math
 import os
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -129,8 +130,9 @@ _GAMES: dict[ShardSpec, object] = {}
 _STATS: Counter = Counter()
 
 
-def worker_stats() -> dict[str, int]:
-    """This process's counters: ``model_loads``, ``prediction_chunks``, ``performance_chunks``."""
+def worker_stats() -> dict[str, float]:
+    """This process's counters: ``model_loads``, ``prediction_chunks``, ``performance_chunks``, and
+    ``chunk_seconds`` (time spent computing chunks). Gather them with ``client.run(worker_stats)``."""
     return dict(_STATS)
 
 
@@ -195,6 +197,7 @@ def prediction_chunk(spec: ShardSpec, positions: np.ndarray) -> tuple[dict[str, 
         ``shapley``, ``shapley_se`` (and ``banzhaf`` when exact) ``float64[n, P, K]``,
         ``v_empty``, ``v_full`` ``float64[n, K]``, ``interaction`` ``float64[n, P, P, K]`` when asked for.
     """
+    start = time.perf_counter()
     with _local_reads():
         model = _model(spec)
         part = _dataset(spec.data).isel(site=np.asarray(positions, dtype=np.int64))
@@ -218,6 +221,7 @@ def prediction_chunk(spec: ShardSpec, positions: np.ndarray) -> tuple[dict[str, 
     if result.interactions is not None:
         arrays["interaction"] = np.moveaxis(result.interactions, 2, 0)
     _STATS["prediction_chunks"] += 1
+    _STATS["chunk_seconds"] += time.perf_counter() - start
     return arrays, int(result.n_evaluations), bool(result.converged)
 
 
@@ -231,6 +235,7 @@ def performance_chunk(spec: ShardSpec, keep: np.ndarray) -> np.ndarray:
     Returns:
         ``float64[c]`` metric values.
     """
+    start = time.perf_counter()
     with _LOCK:
         game = _GAMES.get(spec)
     if game is None:
@@ -244,6 +249,7 @@ def performance_chunk(spec: ShardSpec, keep: np.ndarray) -> np.ndarray:
             _GAMES[spec] = game
     values = game(keep)
     _STATS["performance_chunks"] += 1
+    _STATS["chunk_seconds"] += time.perf_counter() - start
     return values
 
 
