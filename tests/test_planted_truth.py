@@ -63,4 +63,4 @@ def test_modality_ranking_is_consistent_with_the_truth(trained):
     found = summary["ranking"]
     assert found[0] == planted[0], (found, planted)
     rho = spearmanr([planted.index(m) for m in found], range(len(found))).statistic
-    assert rho >= 0.8, (found, planted)  # at most one swap of neighbours
+    assert rho >= 0.8 - 1e-9, (found, planted)  # at most one swap of neighbours (rho = 0.8 in floating point)
