@@ -7,15 +7,19 @@ A reader never sees a half-written file or folder: either the previous content
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from miam_explain.errors import DataError, OutputExistsError
+from miam_explain.errors import DataError, OutputError, OutputExistsError
 
-__all__ = ["check_output_path", "atomic_path", "remove_path", "read_toml"]
+__all__ = ["check_output_path", "atomic_path", "output_errors", "remove_path", "read_toml"]
+
+#: ``OSError`` numbers that mean "this output cannot be written here" (full disk, quota, permissions).
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 def check_output_path(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -41,6 +45,34 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     return path
 
 
+@contextlib.contextmanager
+def output_errors(
+    path: str | os.PathLike, hint: str = "", *, only: frozenset[int] | None = None, resumes: bool = False
+) -> Iterator[None]:
+    """Turn an ``OSError`` raised while writing ``path`` into a one-line :class:`~miam_explain.errors.OutputError`.
+
+    Args:
+        path: The output being written (named in the message).
+        hint: What the user can do besides freeing space or fixing permissions (starts with ``", "``).
+        only: Convert only these ``errno`` values and let other ``OSError`` through (``None``: all).
+        resumes: The output is resumable: the message says a rerun resumes.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if only is not None and exc.errno not in only:
+            raise
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        rerun = "rerun the same command to resume" if resumes else "rerun the same command"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            fix = f"free some disk space, then {rerun}{hint}"
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            fix = "choose a folder you can write to"
+        else:
+            fix = f"check the folder, then {rerun}{hint}"
+        raise OutputError(f"cannot write {str(path)!r} ({reason}); {fix}") from None
+
+
 def remove_path(path: Path) -> None:
     """Delete a file or a folder tree, if present."""
     if path.is_dir() and not path.is_symlink():
@@ -63,10 +95,12 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     """
     path = check_output_path(path, overwrite=overwrite)
     parent = path.parent if str(path.parent) else Path(".")
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
+    with output_errors(path):
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
     tmp = tmp_dir / path.name
     try:
-        yield tmp
+        with output_errors(path, only=WRITE_ERRNOS):
+            yield tmp
         if not tmp.exists():
             raise DataError(f"nothing was written to {str(path)!r}")
         if tmp.is_file():  # some writers create private (0600) files; give the usual permissions
@@ -77,8 +111,10 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
             if not overwrite:
                 raise OutputExistsError(f"output {str(path)!r} appeared while writing; choose another path or pass --overwrite")
             backup = tmp_dir / (path.name + ".old")
-            os.replace(path, backup)
-        os.replace(tmp, path)
+            with output_errors(path):
+                os.replace(path, backup)
+        with output_errors(path):
+            os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 

@@ -740,19 +740,6 @@ def cli_paths(small, model_path, synth_raw, ds_mem, tmp_path_factory, test_ids):
     }
 
 
-def _demo_imports() -> bool:
-    """The demo pipeline is being built alongside (it needs miam_explain.reports); fuzz it once it imports."""
-    try:
-        import miam_explain.demo  # noqa: F401
-        from miam_explain.reports import run_report  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-DEMO_IMPORTS = _demo_imports()
-
-
 def _command_options(command: str, paths: dict, out: str) -> dict[str, tuple[st.SearchStrategy, st.SearchStrategy | None]]:
     """``{option: (valid values, bad values)}`` for one command; ``""`` is the positional argument.
 
@@ -862,7 +849,7 @@ SAFETY = {"data synth": ("--sites",), "demo": ("--out",)}
 def command_line(draw, paths):
     """A command line: mostly valid options, zero to two of them bad, sometimes a required one left out."""
     commands = ["shapley", "evaluate", "train", "data prepare", "data inspect", "data synth", "masks", "map"]
-    command = draw(st.sampled_from(commands * 3 + ["nonsense", "", "data"] + (["demo"] if DEMO_IMPORTS else [])), label="command")
+    command = draw(st.sampled_from(commands * 3 + ["nonsense", "", "data"] + ["demo"]), label="command")
     out = str(paths["root"] / f"out{CASES['cli']}")
     options = _command_options(command, paths, out)
     argv = command.split()

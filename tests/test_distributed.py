@@ -283,55 +283,17 @@ def test_cli_workers_flag_starts_and_closes_a_local_cluster(run, synth_data, in_
 # (d) outputs that cannot be written
 
 
-@pytest.fixture
-def read_only_folder(tmp_path, monkeypatch):
-    """A folder nothing can be written to (for root too: its mkdir and open calls are refused)."""
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o555)
-    probe = folder / "probe"
-    try:
-        probe.mkdir()
-    except PermissionError:
-        pass
-    else:  # root ignores the mode bits: refuse writes the way a read-only mount does
-        probe.rmdir()
-        real_mkdir, real_open = os.mkdir, os.open
-
-        def mkdir(path, *args, **kwargs):
-            if str(folder) in os.fspath(path):
-                raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
-            return real_mkdir(path, *args, **kwargs)
-
-        def open_(path, flags, *args, **kwargs):
-            if str(folder) in os.fspath(path) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
-                raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
-            return real_open(path, flags, *args, **kwargs)
-
-        monkeypatch.setattr(os, "mkdir", mkdir)
-        monkeypatch.setattr(os, "open", open_)
-    yield folder
-    folder.chmod(0o755)
-
-
-def _one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    lines = [line for line in err.splitlines() if line.startswith("miam-explain") and ": error: " in line]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
-
-
-def test_read_only_output_folder_is_a_one_line_error(run, synth_data, read_only_folder, capsys):
+def test_read_only_output_folder_is_a_one_line_error(run, synth_data, read_only_folder, one_line_error):
     for name in ("r.zarr", "r.nc"):
         code = main(["shapley", "--model", str(run), "--data", str(synth_data), "--group", "spectral_bands",
                      "--target", "richness", "--device", "cpu", "--out", str(read_only_folder / name), "--quiet"])
         assert code == 2
-        line = _one_line_error(capsys)
+        line = one_line_error()
         assert "cannot write" in line and "Permission denied" in line and "choose a folder you can write to" in line
         assert list(read_only_folder.iterdir()) == []
 
 
-def test_full_disk_leaves_nothing_looking_complete(run, synth_data, tmp_path, monkeypatch, capsys):
+def test_full_disk_leaves_nothing_looking_complete(run, synth_data, tmp_path, monkeypatch, capsys, one_line_error):
     from zarr.storage import LocalStore
 
     out = tmp_path / "r.zarr"
@@ -346,7 +308,7 @@ def test_full_disk_leaves_nothing_looking_complete(run, synth_data, tmp_path, mo
 
     monkeypatch.setattr(LocalStore, "set", full_disk)
     assert main(args) == 2
-    line = _one_line_error(capsys)
+    line = one_line_error()
     assert "No space left on device" in line and "free some disk space" in line and "rerun the same command" in line
     monkeypatch.setattr(LocalStore, "set", real_set)
     assert not (out / ".zgroup").exists()  # no result at the root
@@ -366,7 +328,7 @@ def test_full_disk_leaves_nothing_looking_complete(run, synth_data, tmp_path, mo
 # (e) a restart with another configuration
 
 
-def test_restart_with_another_configuration_is_refused(run, synth_data, tmp_path, capsys):
+def test_restart_with_another_configuration_is_refused(run, synth_data, tmp_path, capsys, one_line_error):
     store = tmp_path / "r.zarr"
     kwargs = dict(group="spectral_bands", target="richness", method="exact", device="cpu", chunk_size=12)
     shapley(run, synth_data, store=store, **kwargs)
@@ -377,7 +339,7 @@ def test_restart_with_another_configuration_is_refused(run, synth_data, tmp_path
                  "richness", "--method", "exact", "--device", "cpu", "--chunk-size", "12", "--split", "val",
                  "--out", str(store), "--quiet"])
     assert code == 2
-    line = _one_line_error(capsys)
+    line = one_line_error()
     assert "another split" in line and "--overwrite" in line and "another --out" in line
     # --overwrite starts again with the new configuration
     redone = shapley(run, synth_data, store=store, overwrite=True, **{**kwargs, "context": "all"})
@@ -389,7 +351,7 @@ def test_restart_with_another_configuration_is_refused(run, synth_data, tmp_path
         shapley(run, synth_data, store=plain, **kwargs)
 
 
-def test_bad_scale_options_are_one_line_errors(run, synth_data, tmp_path, capsys):
+def test_bad_scale_options_are_one_line_errors(run, synth_data, tmp_path, capsys, one_line_error):
     base = ["shapley", "--model", str(run), "--data", str(synth_data), "--group", "spectral_bands", "--device", "cpu", "--quiet"]
     cases = [
         (["--workers", "0", "--out", str(tmp_path / "a.nc")], "workers must be a positive whole number"),
@@ -400,7 +362,7 @@ def test_bad_scale_options_are_one_line_errors(run, synth_data, tmp_path, capsys
     ]
     for extra, message in cases:
         assert main(base + extra) == 2, extra
-        assert message in _one_line_error(capsys), extra
+        assert message in one_line_error(), extra
     with pytest.raises(ConfigError, match="checkpoint path"):
         from miam_explain.models.checkpoint import load_model
 

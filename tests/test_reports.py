@@ -1,7 +1,14 @@
-"""The ndvi, heatwave and modalities reports: contents, the block bootstrap, the CLI, atomic output."""
+"""The ndvi, heatwave and modalities reports: contents, the block bootstrap, the CLI, atomic output.
+
+One tiny model (240 synthetic sites, width 16, 2 epochs) serves every test; each report is
+written once per module and inspected by several tests. The planted-truth checks on a model
+that has learnt the planted effects are in ``test_planted_truth.py`` (slow).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 
@@ -9,12 +16,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import xarray as xr
 
+from miam_explain import open_dataset
 from miam_explain.cli import main
-from miam_explain.errors import ConfigError, OutputExistsError
+from miam_explain.errors import ConfigError, OutputExistsError, SchemaError
+from miam_explain.explain.api import explain_game
+from miam_explain.explain.games import prediction_game
+from miam_explain.models.checkpoint import load_model
 from miam_explain.reports import heatwave_report, modalities_report, ndvi_report, run_report
-from miam_explain.reports.common import block_resamples
+from miam_explain.reports.bootstrap import block_resamples, percentile_interval, resample_weights
+from miam_explain.reports.common import write_folder
+from miam_explain.reports.heatwave import flag_years
+from miam_explain.reports.ndvi import find_pair
+from miam_explain.training.api import evaluate
 from miam_explain.training.config import RunConfig
+from miam_explain.training.evaluation import paper_subsets
 from miam_explain.training.metrics import macro_auc, weighted_macro_auc
 from miam_explain.training.trainer import train
 
@@ -24,6 +41,8 @@ TINY = {
     "training": {"epochs": 2, "batch_size": 64, "lr": 3e-3, "seed": 1, "collapse": True, "device": "cpu"},
 }
 FAST = dict(split="all", n_boot=20, device="cpu", progress=False)
+#: Heatwave sampling budget: 2 antithetic permutation pairs over 19 years on 240 sites.
+HEATWAVE = dict(FAST, budget=74 * 240, seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +52,50 @@ def run(synth_data, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def species(synth_data) -> str:
+    """A species id of the data (the target of the CLI's ndvi map)."""
+    from miam_explain.data.format import text_values
+
+    return str(list(text_values(open_dataset(synth_data)["species"].values))[0])
+
+
+@pytest.fixture(scope="module")
+def ndvi_cli(run, synth_data, species, tmp_path_factory):
+    """``miam-explain report ndvi`` on the tiny model, mapping one species: (folder, exit code, stdout)."""
+    out = tmp_path_factory.mktemp("ndvi") / "ndvi"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["report", "ndvi", "--model", str(run), "--data", str(synth_data), "--split", "all", "--n-boot", "20",
+                     "--target", species, "--device", "cpu", "--seed", "3", "--out", str(out), "--quiet"])
+    return out, code, stdout.getvalue()
+
+
+@pytest.fixture(scope="module")
+def heatwave(run, synth_data, tmp_path_factory):
+    return heatwave_report(run, synth_data, out=tmp_path_factory.mktemp("heatwave") / "hw", **HEATWAVE)
+
+
+@pytest.fixture(scope="module")
+def modalities(run, synth_data, tmp_path_factory):
+    return modalities_report(run, synth_data, out=tmp_path_factory.mktemp("modalities") / "mod", **FAST)
+
+
+def _summary(folder) -> dict:
+    return json.loads((folder / "summary.json").read_text())
+
+
 def _self_contained(html: str) -> bool:
+    """Every src/href is an embedded PNG (no file, no URL), and there is at least one."""
     sources = re.findall(r"""(?:src|href)\s*=\s*['"]([^'"]+)""", html)
-    return all(s.startswith("data:image/png;base64,") for s in sources) and len(sources) > 0
+    return len(sources) > 0 and all(s.startswith("data:image/png;base64,") for s in sources) and "<link" not in html
+
+
+def _inside(lo, value, hi) -> bool:
+    return bool(np.all(np.asarray(lo) <= np.asarray(value) + 1e-12) and np.all(np.asarray(value) <= np.asarray(hi) + 1e-12))
+
+
+# ---- the block bootstrap ---------------------------------------------------------------------------------------------
 
 
 def test_block_bootstrap_draws_whole_blocks():
@@ -49,6 +109,25 @@ def test_block_bootstrap_draws_whole_blocks():
     assert len({tuple(sorted(i)) for i in resamples}) > 10
     again = block_resamples(blocks, 50, np.random.default_rng(0))
     assert all(np.array_equal(a, b) for a, b in zip(resamples, again))
+    weights = resample_weights(resamples, len(blocks))
+    assert weights.shape == (51, len(blocks)) and np.all(weights[0] == 1)
+    assert np.array_equal(weights[1:].sum(1), [len(i) for i in resamples])
+
+
+def test_block_bootstrap_sees_the_spread_between_blocks():
+    # 40 blocks of 25 sites; each block shifts all its sites by its own effect (sd 1), sites add noise (sd 0.2).
+    # The spread of the mean comes from the blocks: sd ~ 1 / sqrt(40). Resampling single sites would miss it.
+    rng = np.random.default_rng(0)
+    blocks = np.repeat(np.arange(40), 25)
+    values = rng.normal(0, 1, 40)[blocks] + rng.normal(0, 0.2, blocks.size)
+    weights = resample_weights(block_resamples(blocks, 2000, np.random.default_rng(1)), blocks.size)
+    means = weights[1:] @ values / weights[1:].sum(1)
+    expected = values.reshape(40, 25).mean(1).std() / np.sqrt(40)
+    assert means.std() == pytest.approx(expected, rel=0.1)
+    by_site = np.array([values[np.random.default_rng(s).integers(0, values.size, values.size)].mean() for s in range(300)])
+    assert by_site.std() < 0.35 * means.std()
+    lo, hi = percentile_interval(means)
+    assert lo < values.mean() < hi and hi - lo == pytest.approx(2 * 1.96 * expected, rel=0.15)
 
 
 def test_weighted_auc_equals_the_auc_of_the_resampled_data():
@@ -58,112 +137,226 @@ def test_weighted_auc_equals_the_auc_of_the_resampled_data():
     labels[:, 6] = 1  # one class only: left out
     rng = np.random.default_rng(1)
     index = [rng.integers(0, 80, 80) for _ in range(6)]
-    weights = torch.stack([torch.ones(80)] + [torch.as_tensor(np.bincount(i, minlength=80)).double() for i in index])
+    weights = torch.as_tensor(resample_weights(index, 80))
     got = weighted_macro_auc(scores, labels, weights).numpy()
     expected = [macro_auc(scores, labels)] + [macro_auc(scores[i], labels[i]) for i in index]
     np.testing.assert_allclose(got, expected, atol=1e-12)
 
 
-def test_ndvi_report(run, synth_data, tmp_path):
-    folder = ndvi_report(run, synth_data, out=tmp_path / "ndvi", **FAST)
-    summary = json.loads((folder / "summary.json").read_text())
+# ---- ndvi -----------------------------------------------------------------------------------------------------------
+
+
+def test_ndvi_report(ndvi_cli, run, synth_data, species):
+    folder, code, printed = ndvi_cli
+    assert code == 0
+    assert "Red and nir together contribute" in printed and str((folder / "report.html").resolve()) in printed
+    summary = _summary(folder)
     for key in ("band_ranking", "shapley", "interaction", "combinations"):
         assert key in summary
-    bands = summary["band_ranking"]
-    assert sorted(bands) == sorted(["red", "green", "blue", "nir"])
-    values = [summary["shapley"][b]["value"] for b in bands]
+    bands = list(load_model(run).schema.members("spectral_bands"))  # the players, read from the data
+    p = len(bands)
+    assert sorted(summary["band_ranking"]) == sorted(bands)
+    values = [summary["shapley"][b]["value"] for b in summary["band_ranking"]]
     assert values == sorted(values, reverse=True)
     # efficiency: the band values add up to the gain from no band to all bands
     assert sum(values) == pytest.approx(summary["v_full"] - summary["v_empty"], abs=1e-9)
-    assert all(summary["shapley"][b]["lo"] <= summary["shapley"][b]["hi"] for b in bands)
+    assert all(_inside(v["lo"], v["value"], v["hi"]) for v in summary["shapley"].values())
     combos = pd.read_csv(folder / "combinations.csv")
-    assert len(combos) == 16 and len(summary["combinations"]) == 16
-    full = combos.loc[combos.bands == "red+green+blue+nir", "metric"].item()
-    assert full == pytest.approx(summary["v_full"])
-    pair = summary["interaction"]["red×nir"]["value"]
-    assert pair == pytest.approx(summary["interaction"]["matrix"]["red"]["nir"])
+    assert len(combos) == 2**p == len(summary["combinations"])
+    assert _inside(combos.lo, combos.metric, combos.hi) and list(combos.metric) == sorted(combos.metric, reverse=True)
+    metric = dict(zip(combos.bands, combos.metric))
+    assert metric["+".join(bands)] == pytest.approx(summary["v_full"]) and metric["(none)"] == pytest.approx(summary["v_empty"])
+    inter = summary["interaction"]
+    assert inter["red×nir"]["value"] == pytest.approx(inter["matrix"]["red"]["nir"])
+    assert _inside(inter["red×nir"]["lo"], inter["red×nir"]["value"], inter["red×nir"]["hi"])
+    joint = summary["shapley"]["red"]["value"] + summary["shapley"]["nir"]["value"]
+    assert inter["red+nir joint"]["value"] == pytest.approx(joint)
+    synergy = metric["red+nir"] - metric["red"] - metric["nir"] + metric["(none)"]
+    assert inter["red+nir alone"]["synergy"]["value"] == pytest.approx(synergy, abs=1e-12)
+    with xr.open_dataset(folder / "ndvi.nc", engine="h5netcdf") as ds:
+        assert ds.sizes["coalition"] == 2**p and ds.sizes["resample"] == 20 and ds.attrs["seed"] == 3
     html = (folder / "report.html").read_text()
-    assert _self_contained(html) and "red and nir together contribute" in html.lower()
-    assert len(list((folder / "figures").glob("*.png"))) == 4
-    for name in ("ndvi.nc", "red_nir_sites.nc", "bands.csv"):
-        assert (folder / name).is_file()
+    assert _self_contained(html) and html.count("<img") == 4 and "red and nir together contribute" in html.lower()
+    assert len(list((folder / "figures").glob("*.png"))) == 4 and (folder / "bands.csv").is_file()
 
 
-def test_heatwave_report(run, synth_data, tmp_path):
-    kwargs = dict(FAST, budget=100 * 240, seed=5)
-    folder = heatwave_report(run, synth_data, out=tmp_path / "hw", **kwargs)
-    summary = json.loads((folder / "summary.json").read_text())
+def test_ndvi_map_equals_the_prediction_game(ndvi_cli, run, synth_data, species):
+    """The map comes from the predictions cached with the band combinations; the engine's own game agrees."""
+    folder, _, _ = ndvi_cli
+    summary = _summary(folder)
+    assert summary["map"]["target"] == species and summary["map"]["units"] == "probability"
+    game = prediction_game(run, synth_data, group="spectral_bands", split="all", target=[species], device="cpu")
+    result = explain_game(game, method="exact")
+    bands = list(game.players)
+    expected = result.values[bands.index("red"), :, 0] + result.values[bands.index("nir"), :, 0]
+    with xr.open_dataset(folder / "red_nir_sites.nc", engine="h5netcdf") as ds:
+        np.testing.assert_allclose(ds["red_nir_contribution"].values, expected, atol=1e-5)
+        np.testing.assert_array_equal(ds["site_id"].values, np.asarray(game.data.site_id))
+        assert ds["red_nir_contribution"].attrs["units"] == "probability"
+
+
+def test_ndvi_needs_red_and_nir():
+    assert find_pair(["blue", "NIR", "Red"]) == (2, 1)  # looked up by name, case aside, wherever they are
+    with pytest.raises(SchemaError, match="without nir.*needs a red and a nir band"):
+        find_pair(["red", "green", "blue"])
+    with pytest.raises(SchemaError, match="without red and nir"):
+        find_pair(["b02", "b03"])
+
+
+# ---- heatwave -------------------------------------------------------------------------------------------------------
+
+
+def test_heatwave_report(heatwave, synth_data):
+    folder = heatwave
+    summary = _summary(folder)
     for key in ("flagged_years", "per_year", "window_curve"):
         assert key in summary
-    years = sorted(int(y) for y in summary["per_year"])
-    assert years == list(range(2000, 2019))
+    with open_dataset(synth_data) as ds:
+        years = sorted(int(y) for y in ds["climate_year"].values)  # the data's years, nothing hard-coded
+    assert sorted(int(y) for y in summary["per_year"]) == years
     curve = pd.read_csv(folder / "window_curve.csv")
-    assert len(curve) == len(years) and list(curve["start"]) == years[::-1]
-    assert (curve["lo"] <= curve["hi"]).all()
+    assert len(curve) == len(years) == len(summary["window_curve"])
+    assert list(curve["start"]) == years[::-1] and (curve["end"] == years[-1]).all()
+    assert _inside(curve.lo, curve.metric, curve.hi)
+    assert _inside(curve.jump_lo[1:], curve.jump[1:], curve.jump_hi[1:])
+    np.testing.assert_allclose(curve.jump[1:], np.diff(curve.metric), atol=1e-12)
     assert set(summary["flagged_years"]) <= set(years[:-1])  # the last year cannot be flagged
     assert list(curve.loc[curve.flagged, "start"]) == sorted(summary["flagged_years"], reverse=True)
-    assert all(v["se"] > 0 for v in summary["per_year"].values())
-    assert _self_contained((folder / "report.html").read_text())
-    # the same seed gives the same report
-    again = json.loads((heatwave_report(run, synth_data, out=tmp_path / "hw2", **kwargs) / "summary.json").read_text())
-    assert again["per_year"] == summary["per_year"] and again["flagged_years"] == summary["flagged_years"]
-
-
-def test_modalities_report(run, synth_data, tmp_path):
-    folder = modalities_report(run, synth_data, out=tmp_path / "mod", **FAST)
-    summary = json.loads((folder / "summary.json").read_text())
-    for key in ("shapley", "subset_table"):
-        assert key in summary
-    total = sum(v["value"] for v in summary["shapley"].values())
-    assert total == pytest.approx(summary["v_full"] - summary["v_empty"], abs=1e-9)
-    assert len(summary["subset_table"]) == 12
-    all_row = [r for r in summary["subset_table"] if r["subset"] == "all"][0]
-    assert all_row["auc"] == pytest.approx(summary["v_full"], abs=1e-6)  # two code paths, one number
-    assert summary["strategy"] == "miam" and len(summary["history"]) == 2
-    history = pd.read_csv(folder / "history.csv")
-    assert set(history.columns) >= {"epoch", "modality", "s", "rho_s", "rho_d"}
+    # the flags follow from the saved bootstrap replicates by the documented rule
+    with xr.open_dataset(folder / "heatwave.nc", engine="h5netcdf") as ds:
+        boot = ds["window_boot"].values
+    flagged, lower = flag_years(boot[1:] - boot[:-1])
+    assert sorted(int(s) for s in curve.start[1:][flagged]) == sorted(summary["flagged_years"])
+    np.testing.assert_allclose(lower, curve.excess_lower[1:], atol=1e-12)
+    per_year = pd.read_csv(folder / "per_year.csv")
+    assert (per_year.se > 0).all() and len(per_year) == len(years)
+    assert per_year.shapley.sum() == pytest.approx(curve.metric.iloc[-1] - summary["no_climate"], abs=1e-6)
+    assert summary["map"]["year"] in years and summary["map"]["units"] == "expected species"
+    if summary["flagged_years"]:
+        assert summary["map"]["year"] in summary["flagged_years"]
     html = (folder / "report.html").read_text()
-    assert _self_contained(html) and "Imbalance during training" in html
+    assert _self_contained(html) and html.count("<img") == 4
 
 
-def test_output_is_atomic_and_never_overwritten(run, synth_data, tmp_path, monkeypatch):
-    out = tmp_path / "ndvi"
-    out.mkdir()
+def test_heatwave_report_is_reproducible_and_overwrites_on_request(heatwave, run, synth_data):
+    first = _summary(heatwave)
     with pytest.raises(OutputExistsError):
-        ndvi_report(run, synth_data, out=out, **FAST)
-    import miam_explain.reports.ndvi as ndvi
-
-    def broken(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(ndvi, "write_html", broken)
-    with pytest.raises(OSError):
-        ndvi_report(run, synth_data, out=tmp_path / "partial", **FAST)
-    assert not (tmp_path / "partial").exists() and not list(tmp_path.glob(".partial*"))
-    with pytest.raises(ConfigError, match="unknown report"):
-        run_report("ndvy", run, synth_data, out=tmp_path / "x")
-    with pytest.raises(ConfigError, match="n_boot"):
-        ndvi_report(run, synth_data, out=tmp_path / "y", split="all", n_boot=3, device="cpu")
+        heatwave_report(run, synth_data, out=heatwave, **HEATWAVE)
+    assert _summary(heatwave) == first  # refused, untouched
+    heatwave_report(run, synth_data, out=heatwave, overwrite=True, **HEATWAVE)
+    again = _summary(heatwave)
+    assert again["per_year"] == first["per_year"] and again["flagged_years"] == first["flagged_years"]
+    assert again["window_curve"] == first["window_curve"]
 
 
-def test_report_cli(run, synth_data, tmp_path, capsys):
-    out = tmp_path / "mod"
-    code = main(["report", "modalities", "--model", str(run), "--data", str(synth_data), "--split", "all", "--n-boot", "20",
-                 "--device", "cpu", "--out", str(out), "--quiet"])
-    assert code == 0
-    printed = capsys.readouterr().out
-    assert "Modality ranking" in printed and str((out / "report.html").resolve()) in printed
-    code = main(["report", "modalities", "--model", str(run), "--data", str(synth_data), "--out", str(out), "--quiet"])
-    err = capsys.readouterr().err
-    assert code == 2 and "already exists" in err and len(err.strip().splitlines()) == 1
-    code = main(["report", "modalities", "--model", str(tmp_path / "nothing"), "--out", str(tmp_path / "z"), "--quiet"])
-    err = capsys.readouterr().err
-    assert code == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "z").exists()
-    code = main(["report", "birds", "--model", str(run), "--out", str(tmp_path / "w")])
-    assert code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+def test_flag_years_finds_a_planted_jump():
+    rng = np.random.default_rng(0)
+    jumps = rng.normal(0.002, 0.001, size=(18, 200))  # every year helps a little
+    assert not flag_years(jumps)[0].any()
+    jumps[7] += 0.02  # one year helps much more, in every resample
+    flagged, lower = flag_years(jumps)
+    assert np.flatnonzero(flagged).tolist() == [7] and lower[7] > 0.01
+    jumps[3] += rng.normal(0.02, 0.03, size=200)  # large on average but not reliably so
+    assert np.flatnonzero(flag_years(jumps)[0]).tolist() == [7]
 
 
 def test_heatwave_budget_too_small_for_standard_errors(run, synth_data, tmp_path):
     with pytest.raises(ConfigError, match="too few for standard errors"):
-        heatwave_report(run, synth_data, out=tmp_path / "hw", budget=20 * 240, **FAST)
+        heatwave_report(run, synth_data, out=tmp_path / "hw", **dict(HEATWAVE, budget=20 * 240))
     assert not (tmp_path / "hw").exists()
+
+
+# ---- modalities -----------------------------------------------------------------------------------------------------
+
+
+def test_modalities_report(modalities, run, synth_data):
+    folder = modalities
+    summary = _summary(folder)
+    for key in ("shapley", "subset_table"):
+        assert key in summary
+    total = sum(v["value"] for v in summary["shapley"].values())
+    assert total == pytest.approx(summary["v_full"] - summary["v_empty"], abs=1e-9)
+    assert all(_inside(v["lo"], v["value"], v["hi"]) for v in summary["shapley"].values())
+    model = load_model(run)
+    assert sorted(summary["shapley"]) == sorted(model.schema.modalities)
+    table = pd.DataFrame(summary["subset_table"])
+    assert list(table.subset) == list(paper_subsets(model.schema))
+    assert _inside(table.lo, table.auc, table.hi)
+    # two code paths, one number: the report's cached subsets and the training evaluation
+    reference = evaluate(run, data=synth_data, split="all", device="cpu").set_index("subset")
+    np.testing.assert_allclose(table.set_index("subset").auc, reference.auc.loc[table.subset], atol=1e-4)  # float32 near-ties
+    assert table.set_index("subset").auc["all"] == pytest.approx(summary["v_full"], abs=1e-6)
+    assert summary["strategy"] == "miam" and len(summary["history"]) == 2
+    history = pd.read_csv(folder / "history.csv")
+    assert set(history.columns) >= {"epoch", "modality", "s", "rho_s", "rho_d"}
+    assert len(history) == 2 * len(model.schema.modalities)
+    html = (folder / "report.html").read_text()
+    assert _self_contained(html) and "Imbalance during training" in html and html.count("<img") == 3
+
+
+def test_modalities_report_without_miam_history(run, synth_data, tmp_path):
+    """A model trained with another strategy (here: a loaded model whose metadata says so) gets a note, not a figure."""
+    model = load_model(run)
+    model.meta = dict(model.meta, config=dict(model.meta["config"], masking={"strategy": "constant"}),
+                      history=[dict(h, masking={}) for h in model.meta["history"]])
+    folder = modalities_report(model, synth_data, out=tmp_path / "mod", **FAST)
+    summary = _summary(folder)
+    assert summary["strategy"] == "constant" and summary["history"] == []
+    html = (folder / "report.html").read_text()
+    assert "constant strategy, which records no MIAM coefficients" in html and html.count("<img") == 2
+    assert not (folder / "history.csv").exists()
+
+
+# ---- output folder and command line ---------------------------------------------------------------------------------
+
+
+def test_output_folder_is_atomic(tmp_path):
+    out = tmp_path / "report"
+
+    def broken(folder):
+        (folder / "report.html").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_folder(out, overwrite=False, write=broken)
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its hidden sibling
+    write_folder(out, overwrite=False, write=lambda folder: (folder / "report.html").write_text("v1"))
+    with pytest.raises(OutputExistsError):
+        write_folder(out, overwrite=False, write=lambda folder: (folder / "report.html").write_text("v2"))
+    with pytest.raises(OSError):
+        write_folder(out, overwrite=True, write=broken)
+    assert (out / "report.html").read_text() == "v1"  # a failed overwrite keeps the old report
+    write_folder(out, overwrite=True, write=lambda folder: (folder / "report.html").write_text("v2"))
+    assert (out / "report.html").read_text() == "v2" and [p.name for p in tmp_path.iterdir()] == ["report"]
+
+
+def test_reports_refuse_bad_options_before_working(run, synth_data, tmp_path):
+    existing = tmp_path / "exists"
+    existing.mkdir()
+    with pytest.raises(OutputExistsError):
+        ndvi_report(run, synth_data, out=existing, **FAST)
+    with pytest.raises(ConfigError, match="unknown report"):
+        run_report("ndvy", run, synth_data, out=tmp_path / "x")
+    with pytest.raises(ConfigError, match="n_boot"):
+        ndvi_report(run, synth_data, out=tmp_path / "y", **dict(FAST, n_boot=3))
+    with pytest.raises(ConfigError, match="unknown target"):
+        ndvi_report(run, synth_data, out=tmp_path / "z", **dict(FAST, target="not-a-species"))
+    with pytest.raises(ConfigError, match="over the budget"):
+        ndvi_report(run, synth_data, out=tmp_path / "w", **dict(FAST, budget=100))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exists"]
+
+
+def test_report_cli_errors_are_one_line(run, synth_data, tmp_path, capsys):
+    out = tmp_path / "mod"
+    out.mkdir()
+    calls = {
+        "already exists": ["report", "modalities", "--model", str(run), "--data", str(synth_data), "--out", str(out)],
+        "nothing": ["report", "ndvi", "--model", str(tmp_path / "nothing"), "--out", str(tmp_path / "z")],
+        "invalid choice": ["report", "birds", "--model", str(run), "--out", str(tmp_path / "w")],
+        "n_boot": ["report", "ndvi", "--model", str(run), "--n-boot", "2", "--out", str(tmp_path / "v")],
+    }
+    for expected, argv in calls.items():
+        code = main([*argv, "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, (expected, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mod"]

@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--target", default="richness", help="target of the maps: richness or a species id")
     parser.add_argument("--n-boot", type=int, default=200, help="spatial-block bootstrap resamples (default 200)")
     parser.add_argument("--budget", type=int, default=None,
-                        help="heatwave: model evaluations (coalition x site) for the per-year values; default 400 per site")
+                        help="model evaluations (coalition x site): heatwave's sampling budget (default 400 coalitions per site); "
+                             "ndvi and modalities evaluate every combination and refuse a smaller cap")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--out", required=True, type=Path, help="report folder to create")

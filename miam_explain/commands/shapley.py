@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> None:
     from miam_explain._io import check_output_path, remove_path
     from miam_explain.errors import ConfigError
     from miam_explain.explain.api import save_result, shapley
-    from miam_explain.explain.store import output_errors
+    from miam_explain._io import output_errors
 
     if args.out.suffix not in (".nc", ".zarr"):
         raise ConfigError(f"--out {str(args.out)!r} must end in .nc or .zarr")

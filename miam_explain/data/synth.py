@@ -19,6 +19,7 @@ only:
 * heatwave intensity ``h``: year ``heatwave_year`` of the climate cube (summer
   months) and of the Landsat cube (quarter 3) only;
 * NDVI: the Sentinel-2 patch only, through red and NIR *jointly*;
+* site moisture: the Landsat SWIR bands only (every year);
 * soil and land cover: tabular only.
 
 Everything is drawn from ``numpy.random.default_rng(seed)`` (split into
@@ -57,7 +58,9 @@ __all__ = [
 #: Version of the layout written (the real GLC25 / GeoPlant raw layout).
 LAYOUT = "glc25"
 #: Bump when the generative model changes (recorded in truth.json).
-GENERATOR_VERSION = 1
+#: 2: Landsat moisture species, a stronger climate heatwave imprint and a weaker Landsat echo, stronger NDVI
+#: species and a wider red/NIR brightness spread (docs/synthetic.md, "Changes in version 2").
+GENERATOR_VERSION = 2
 
 SENTINEL2_BANDS: tuple[str, ...] = ("red", "green", "blue", "nir")
 LANDSAT_BANDS: tuple[str, ...] = ("red", "green", "blue", "nir", "swir1", "swir2")
@@ -98,34 +101,42 @@ EFFECT_MODALITIES: dict[str, tuple[str, ...]] = {
     "ndvi": ("sentinel2",),
     "soil": ("tabular",),
     "landcover": ("tabular",),
+    "moisture": ("landsat",),
 }
-#: Species roles after the first one of each kind, cycled (climate stays dominant).
+#: Species roles after the first one of each kind, cycled. Every prefix has at least as many heatwave species as
+#: soil plus land-cover species, so climate stays dominant; with 24 species the counts are 7 heatwave, 6 bio1,
+#: 4 ndvi, 4 moisture, 2 soil and 1 landcover.
 _ROLE_CYCLE: tuple[str, ...] = (
-    "bio1", "heatwave", "bio1", "ndvi", "heatwave", "soil", "landcover", "bio1", "heatwave", "ndvi",
+    "bio1", "heatwave", "ndvi", "heatwave", "moisture", "bio1", "heatwave", "ndvi", "soil", "heatwave",
+    "moisture", "bio1", "heatwave", "ndvi", "bio1", "moisture", "heatwave", "bio1", "landcover", "ndvi",
 )
 #: Coefficient ranges (per standard deviation of the driver; landcover per unit indicator).
 _COEF_RANGES: dict[str, tuple[float, float]] = {
     "bio1": (1.2, 2.0),
-    "heatwave": (1.8, 2.5),
+    "heatwave": (2.0, 2.8),
     "heatwave_bio1": (0.3, 0.6),
-    "ndvi": (1.2, 1.8),
+    "ndvi": (1.6, 2.2),
     "soil": (0.9, 1.4),
     "landcover": (1.5, 2.2),
+    "moisture": (1.3, 1.9),
 }
 SPATIAL_SD = 0.5
 TARGET_PREVALENCE = (0.15, 0.5)
 
 # Heatwave imprint per unit intensity h.
-HW_TAS, HW_TASMAX, HW_TASMIN, HW_PR_LOG = 2.5, 3.5, 1.5, -0.3  # degC, degC, degC, log-factor
-HW_NIR_LOG, HW_SWIR1_LOG, HW_SWIR2_LOG = -0.06, 0.04, 0.04  # log-factors, quarter 3
+HW_TAS, HW_TASMAX, HW_TASMIN, HW_PR_LOG = 3.5, 4.5, 2.5, -0.5  # degC, degC, degC, log-factor
+HW_NIR_LOG, HW_SWIR1_LOG, HW_SWIR2_LOG = -0.03, 0.02, 0.02  # log-factors, quarter 3 (a weak echo of the climate signal)
+
+# Landsat site moisture: log-factors on SWIR1 / SWIR2 per unit sd of the moisture latent (water absorbs SWIR).
+MOISTURE_SWIR1_LOG, MOISTURE_SWIR2_LOG = -0.20, -0.25
 
 # Sentinel-2 patch model.
 PATCH = 64
 PATCH_GRID = 5
-RN_BASE = 1100.0  # geometric mean of red and NIR (reflectance x 1e4)
+RN_BASE = 500.0  # geometric mean of red and NIR at unit brightness (reflectance x 1e4)
 GREEN_BASE, BLUE_BASE = 700.0, 450.0
-BRIGHTNESS_SIGMA = 0.4
-NDVI_LOC, NDVI_SCALE = 0.6, 0.28  # atanh(NDVI) ~ N(loc, scale)
+BRIGHTNESS_SIGMA = 0.8  # sd of log brightness; 3.2 x NDVI_SCALE, so red or NIR alone shows little of the NDVI
+NDVI_LOC, NDVI_SCALE = 0.6, 0.25  # atanh(NDVI) ~ N(loc, scale)
 
 # Missing-data model (rates per site).
 TIFF_MISSING_RATE = 0.02
@@ -181,6 +192,7 @@ class Sites:
     year_pr_fields: np.ndarray  # (n, 19) regional precipitation anomaly of each year (unit sd)
     month_anomaly: np.ndarray  # (19, 12) Europe-wide monthly temperature anomaly, degC
     landsat_base: np.ndarray  # (n, 6) mean Landsat reflectance per band (0..255 scale)
+    moisture: np.ndarray  # (n,) Landsat site moisture latent (unit sd), lowers SWIR
     ndvi_latent: np.ndarray  # (n,) atanh of the site NDVI
     brightness_rn: np.ndarray  # (n,) log-normal brightness shared by red and NIR
     brightness_gb: np.ndarray  # (n,) independent log-normal brightness of green and blue
@@ -205,11 +217,13 @@ class Features:
     clim_tas_mean: np.ndarray  # (n,) mean tas of the written cube, degC
     clim_heat: np.ndarray  # (n,) summer tas of heatwave year minus other summers, degC
     landsat_heat: np.ndarray  # (n, 2) log nir / log swir1 anomaly of quarter 3 of the heatwave year
+    landsat_mean: np.ndarray  # (n, 6) mean log reflectance per Landsat band over all years and quarters
 
     @classmethod
     def empty(cls, n: int) -> Features:
         nan = np.full(n, np.nan)
-        return cls(nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy(), np.full((n, 2), np.nan))
+        return cls(nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy(), np.full((n, 2), np.nan),
+                   np.full((n, len(LANDSAT_BANDS)), np.nan))
 
 
 # --------------------------------------------------------------------- checks
@@ -265,6 +279,12 @@ def _softplus(x: np.ndarray) -> np.ndarray:
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
+
+
+def _standardize_columns(x: np.ndarray) -> np.ndarray:
+    """Columns of ``x: (n, k)`` with zero mean and unit sd over the rows (a constant column is only centred)."""
+    sd = x.std(axis=0)
+    return (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
 
 
 def _mixed(field: np.ndarray, rng: np.random.Generator, spatial: float) -> np.ndarray:
@@ -469,22 +489,32 @@ def heatwave_intensity(rng: np.random.Generator, xy: np.ndarray, against: np.nda
     return _softplus(1.3 * raw + 0.2)
 
 
-def landsat_baseline(rng: np.random.Generator, xy: np.ndarray, against: np.ndarray) -> np.ndarray:
-    """Mean Landsat reflectance per band (0..255 scale, like the real cubes), from an own vegetation field.
+def landsat_baseline(rng: np.random.Generator, xy: np.ndarray, against: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean Landsat reflectance per band (0..255 scale, like the real cubes), and the site moisture latent.
+
+    Two latent fields of its own set the band means: a vegetation field
+    (a nuisance that drives no species) and a **moisture** field (local
+    hydrology: wet soils and canopies absorb SWIR) that drives the moisture
+    species. Both mix a smooth field with local noise and are decorrelated
+    from ``against``; moisture is decorrelated from vegetation too.
 
     Args:
         rng: The ``landsat`` stream.
         xy: ``(n, 2)`` planar coordinates.
-        against: ``(n, p)`` climate quantities the vegetation field is decorrelated from.
+        against: ``(n, p)`` climate quantities the fields are decorrelated from.
 
     Returns:
-        ``(n, 6)`` in :data:`LANDSAT_BANDS` order.
+        ``(base (n, 6) in LANDSAT_BANDS order, moisture (n,) standardised)``.
     """
-    veg = decorrelate(_mixed(smooth_fields(rng, xy, 1, 2.0)[:, 0], rng, 0.6), against)
+    veg = decorrelate(_mixed(smooth_fields(rng, xy, 1, 2.0)[:, 0], rng, 0.5), against)
+    wet = decorrelate(_mixed(smooth_fields(rng, xy, 1, 1.5)[:, 0], rng, 0.5), np.column_stack([against, veg]))
+    moisture = (wet - wet.mean()) / (wet.std() if wet.std() > 0 else 1.0)
     base = np.array([28.0, 32.0, 18.0, 75.0, 55.0, 30.0])
     slope = np.array([-0.25, -0.10, -0.05, 0.18, -0.10, -0.20])
+    wet_slope = np.array([0.0, 0.0, 0.0, 0.0, MOISTURE_SWIR1_LOG, MOISTURE_SWIR2_LOG])
     brightness = np.exp(0.1 * rng.standard_normal(len(veg)))
-    return base[None, :] * np.exp(slope[None, :] * veg[:, None]) * brightness[:, None]
+    log_base = np.log(base)[None, :] + slope[None, :] * veg[:, None] + wet_slope[None, :] * moisture[:, None]
+    return np.exp(log_base) * brightness[:, None], moisture
 
 
 def make_sites(streams: dict[str, np.random.Generator], n: int) -> Sites:
@@ -501,22 +531,26 @@ def make_sites(streams: dict[str, np.random.Generator], n: int) -> Sites:
     elevation = elevation_field(streams["elevation"], xy)
     crng = streams["climate_base"]
     tas, tasmin, tasmax, pr = baseline_climate(crng, lat, lon, xy, elevation)
-    year_fields = smooth_fields(crng, xy, len(CLIMATE_YEARS), 4.0)
-    year_pr_fields = smooth_fields(crng, xy, len(CLIMATE_YEARS), 4.0)
+    # Each year's regional anomaly gets zero mean and unit sd over the sites: over a finite region the
+    # realised spread of a smooth field varies by chance (0.4..1.9 for 3 000 sites), which would make some
+    # years cleaner copies of the climatology than others.
+    year_fields = _standardize_columns(smooth_fields(crng, xy, len(CLIMATE_YEARS), 4.0))
+    year_pr_fields = _standardize_columns(smooth_fields(crng, xy, len(CLIMATE_YEARS), 4.0))
     month_anomaly = 0.7 * crng.standard_normal((len(CLIMATE_YEARS), 12))
     bio = bioclim(tas, tasmin, tasmax, pr)
     climate_info = np.column_stack([bio, elevation, year_fields, year_pr_fields])
-    landsat_base = landsat_baseline(streams["landsat"], xy, np.column_stack([bio, elevation]))
-    soil = soil_table(streams["soil"], xy, np.column_stack([climate_info, landsat_base]))
+    landsat_base, moisture = landsat_baseline(streams["landsat"], xy, climate_info)
+    landsat_info = np.column_stack([np.log(landsat_base), moisture])
+    soil = soil_table(streams["soil"], xy, np.column_stack([climate_info, landsat_info]))
     landcover, landcover_class = landcover_table(
-        streams["landcover"], xy, np.column_stack([climate_info, landsat_base, soil]))
+        streams["landcover"], xy, np.column_stack([climate_info, landsat_info, soil]))
     footprint = footprint_table(streams["footprint"], xy, landcover_class)
     prng = streams["patch"]
     ndvi_latent = prng.normal(NDVI_LOC, NDVI_SCALE, size=n)
     brightness_rn = np.exp(prng.normal(0.0, BRIGHTNESS_SIGMA, size=n))
     brightness_gb = np.exp(prng.normal(0.0, BRIGHTNESS_SIGMA, size=n))
     everything = np.column_stack([
-        climate_info, landsat_base, soil, landcover, footprint, ndvi_latent, brightness_rn, brightness_gb,
+        climate_info, landsat_info, soil, landcover, footprint, ndvi_latent, brightness_rn, brightness_gb,
     ])
     mrng = streams["missing"]
     cloud_u = mrng.random(n)
@@ -527,7 +561,8 @@ def make_sites(streams: dict[str, np.random.Generator], n: int) -> Sites:
         landcover=landcover, landcover_class=landcover_class,
         heatwave=heatwave_intensity(streams["heatwave"], xy, everything),
         year_fields=year_fields, year_pr_fields=year_pr_fields, month_anomaly=month_anomaly,
-        landsat_base=landsat_base, ndvi_latent=ndvi_latent, brightness_rn=brightness_rn, brightness_gb=brightness_gb,
+        landsat_base=landsat_base, moisture=moisture, ndvi_latent=ndvi_latent,
+        brightness_rn=brightness_rn, brightness_gb=brightness_gb,
         cloud=cloud,
         tiff_missing=mrng.random(n) < TIFF_MISSING_RATE,
         landsat_missing=mrng.random(n) < LANDSAT_MISSING_RATE,
@@ -715,15 +750,22 @@ def _climate_features(cubes: np.ndarray, heatwave_year: int) -> tuple[np.ndarray
         return np.nanmean(tas, axis=(1, 2)), np.nanmean(summer[:, y], axis=1) - np.nanmean(others, axis=(1, 2))
 
 
-def _landsat_features(cubes: np.ndarray, heatwave_year: int) -> np.ndarray:
-    """``(c, 2)`` log NIR and log SWIR1 anomaly of quarter 3 of the heatwave year vs other years."""
+def _landsat_features(cubes: np.ndarray, heatwave_year: int) -> tuple[np.ndarray, np.ndarray]:
+    """Readouts of written Landsat cubes ``(c, 6, 4, 21)``.
+
+    Returns:
+        ``(heat (c, 2), mean (c, 6))``: the log NIR and log SWIR1 anomaly of
+        quarter 3 of the heatwave year vs the other years, and the mean log
+        reflectance of each band over all quarters and years.
+    """
     y, q = heatwave_year - LANDSAT_YEARS[0], HEATWAVE_QUARTER - 1
-    out = np.empty((cubes.shape[0], 2))
+    heat = np.empty((cubes.shape[0], 2))
+    logs = np.log(cubes.astype(np.float64))
     with _quiet():
         for k, band in enumerate((3, 4)):
-            series = np.log(cubes[:, band, q, :].astype(np.float64))
-            out[:, k] = series[:, y] - np.nanmean(np.delete(series, y, axis=1), axis=1)
-    return out
+            series = logs[:, band, q, :]
+            heat[:, k] = series[:, y] - np.nanmean(np.delete(series, y, axis=1), axis=1)
+        return heat, np.nanmean(logs, axis=(2, 3))
 
 
 def _patch_features(patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -874,7 +916,7 @@ def build_species(rng: np.random.Generator, n_species: int) -> list[dict]:
         lo, hi = _COEF_RANGES[role]
         coef = float(rng.uniform(lo, hi))
         effect: dict = {"type": role}
-        if role in ("bio1", "soil"):
+        if role in ("bio1", "soil", "moisture"):
             coef *= float(rng.choice([-1.0, 1.0]))
         if role == "heatwave":
             coef = -coef
@@ -910,6 +952,8 @@ def driver_values(sites: Sites, features: Features, effect: dict) -> tuple[np.nd
         raw, record = sites.heatwave, {"driver": "heatwave intensity h (truth_sites.csv: heatwave_h)"}
     elif kind == "ndvi":
         raw, record = features.ndvi, {"driver": "cloud-free patch mean NDVI (truth_sites.csv: ndvi)"}
+    elif kind == "moisture":
+        raw, record = sites.moisture, {"driver": "Landsat site moisture (truth_sites.csv: moisture)"}
     elif kind == "soil":
         raw = sites.soil[:, SOIL_COLUMNS.index(effect["variable"])]
         record = {"driver": f"{effect['variable']} (tabular)"}
@@ -1004,6 +1048,8 @@ def visibility(effect: dict, z: np.ndarray, tables: dict[str, pd.DataFrame], fea
         readouts = {"climate": features.clim_heat, "landsat": features.landsat_heat}
     elif kind == "ndvi":
         readouts = {"sentinel2": features.ndvi_seen}
+    elif kind == "moisture":
+        readouts = {"landsat": features.landsat_mean}
     elif kind == "soil":
         readouts = {"tabular": by_column[effect["variable"]]}
     elif kind == "landcover":
@@ -1049,12 +1095,13 @@ def _write_chunk(root: Path, rngs: dict[str, np.random.Generator], sites: Sites,
     add_series_gaps(rngs["gaps"], landsat, sites.landsat_gap[idx])
     features.ndvi[idx] = ndvi
     features.clim_tas_mean[idx], features.clim_heat[idx] = _climate_features(climate, heatwave_year)
-    features.landsat_heat[idx] = _landsat_features(landsat, heatwave_year)
+    features.landsat_heat[idx], features.landsat_mean[idx] = _landsat_features(landsat, heatwave_year)
     seen_ndvi, seen_red = _patch_features(patches)
     tiff_missing, landsat_missing = sites.tiff_missing[idx], sites.landsat_missing[idx]
     features.ndvi_seen[idx] = np.where(tiff_missing, np.nan, seen_ndvi)
     features.red_seen[idx] = np.where(tiff_missing, np.nan, seen_red)
     features.landsat_heat[idx[landsat_missing]] = np.nan
+    features.landsat_mean[idx[landsat_missing]] = np.nan
     for k, i in enumerate(idx):
         tiff, climate_path, landsat_path = survey_paths(root, int(sites.survey_id[i]))
         if not tiff_missing[k]:
@@ -1072,6 +1119,7 @@ def _truth_sites(sites: Sites, features: Features) -> pd.DataFrame:
         "lon": sites.lon,
         "heatwave_h": np.round(sites.heatwave, 6),
         "ndvi": np.round(features.ndvi, 6),
+        "moisture": np.round(sites.moisture, 6),
         "bio1": np.round(sites.bio[:, 0], 6),
         "landcover_class": sites.landcover_class,
         "cloud": np.array(["clear", "blob", "full"])[sites.cloud],
@@ -1115,6 +1163,8 @@ def _truth(species: list[dict], signal: dict[str, float], table: dict[str, dict[
         "soil_variable": {str(sp["speciesId"]): sp["effects"][0]["variable"] for sp in species if sp["role"] == "soil"},
         "landcover_species": ids("landcover"),
         "landcover_class": {str(sp["speciesId"]): sp["effects"][0]["class"] for sp in species if sp["role"] == "landcover"},
+        "moisture_species": ids("moisture"),
+        "moisture": {"landsat_swir1_log_per_sd": MOISTURE_SWIR1_LOG, "landsat_swir2_log_per_sd": MOISTURE_SWIR2_LOG},
         "landcover_names": {str(k + 1): name for k, name in enumerate(LANDCOVER_NAMES)},
         "sentinel2_bands": list(SENTINEL2_BANDS),
         "landsat_bands": list(LANDSAT_BANDS),

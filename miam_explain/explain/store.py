@@ -26,15 +26,13 @@ writes the result's variables and marks the run complete.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,9 +40,10 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from miam_explain._io import output_errors
 from miam_explain.errors import ConfigError, DataError, OutputError, OutputExistsError
 
-__all__ = ["STORE_FORMAT", "ArraySpec", "ResultStore", "coalition_hash", "output_errors"]
+__all__ = ["STORE_FORMAT", "ArraySpec", "ResultStore", "coalition_hash"]
 
 #: Format tag recorded in the work area; a store of another format is refused.
 STORE_FORMAT = "miam-explain chunk store v1"
@@ -67,27 +66,6 @@ class ArraySpec:
     shape: tuple[int, ...]
     chunk: int
     dims: tuple[str, ...]
-
-
-@contextlib.contextmanager
-def output_errors(path: Path, hint: str) -> Iterator[None]:
-    """Turn an ``OSError`` raised while writing ``path`` into a one-line :class:`OutputError`.
-
-    Args:
-        path: The output being written (named in the message).
-        hint: What the user can do besides freeing space or fixing permissions.
-    """
-    try:
-        yield
-    except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        if exc.errno == errno.ENOSPC:
-            fix = f"free some disk space, then rerun the same command to resume{hint}"
-        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            fix = "choose a folder you can write to"
-        else:
-            fix = f"check the folder, then rerun the same command to resume{hint}"
-        raise OutputError(f"cannot write {str(path)!r} ({reason}); {fix}") from None
 
 
 def coalition_hash(keep: np.ndarray) -> int:
@@ -164,7 +142,7 @@ class ResultStore:
         config = _normalise(config)
         if path.exists() or path.is_symlink():
             if overwrite:
-                with output_errors(path, hint):
+                with output_errors(path, hint, resumes=True):
                     if path.is_dir() and not path.is_symlink():
                         shutil.rmtree(path)
                     else:
@@ -181,7 +159,7 @@ class ResultStore:
         parent = path.parent if str(path.parent) else Path(".")
         if not parent.is_dir():
             raise DataError(f"output folder {str(parent)!r} does not exist; create it first")
-        with output_errors(path, hint):
+        with output_errors(path, hint, resumes=True):
             tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
             try:
                 tmp = tmp_dir / path.name
@@ -256,7 +234,7 @@ class ResultStore:
         if n_chunks <= self.n_chunks:
             return
         size = max(n_chunks, 2 * self.n_chunks)
-        with output_errors(self.path, self._hint):
+        with output_errors(self.path, self._hint, resumes=True):
             for name in ("values", _RECORDS):
                 if name in self._group:
                     array = self._group[name]
@@ -270,7 +248,7 @@ class ResultStore:
             data: ``name -> (region along axis 0, values)``.
             record: ``(n_evaluations or rows, converged, coalition hash)``; ``done`` is set here.
         """
-        with output_errors(self.path, self._hint):
+        with output_errors(self.path, self._hint, resumes=True):
             for name, (region, values) in data.items():
                 self._group[name][region] = values
             self._group[_RECORDS][index] = np.asarray([1, *record], dtype=np.int64)
@@ -293,7 +271,7 @@ class ResultStore:
         """
         import dask
 
-        with output_errors(self.path, self._hint), dask.config.set(scheduler="synchronous"):
+        with output_errors(self.path, self._hint, resumes=True), dask.config.set(scheduler="synchronous"):
             if not self.complete:
                 clean = result.copy()
                 for name in clean.variables:

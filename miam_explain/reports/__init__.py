@@ -3,6 +3,11 @@
 * :func:`ndvi_report`: spectral bands, their interactions and every band combination (paper Fig. 5a);
 * :func:`heatwave_report`: climate years, expanding windows and flagged years (paper Fig. 5b);
 * :func:`modalities_report`: modality Shapley values, the subset table and MIAM's training history.
+
+Each writes a folder (atomically) with ``report.html`` (self-contained), ``summary.json`` and the
+netCDF/CSV data behind them. Helpers: :mod:`~miam_explain.reports.bootstrap` (spatial-block
+bootstrap), :mod:`~miam_explain.reports.common` (model, split and cached coalitions),
+:mod:`~miam_explain.reports.html` (the page).
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ def run_report(kind: str, model, data=None, *, out: str | os.PathLike, **options
 
     ``options`` are the keyword arguments of the report function (``split``, ``target``,
     ``n_boot``, ``seed``, ``device``, ``budget``, ``overwrite``, ``progress``).
+
+    Raises:
+        ConfigError: an unknown ``kind``.
     """
     if kind not in REPORTS:
         raise ConfigError(f"unknown report {kind!r}; use one of {', '.join(REPORTS)}")

@@ -33,7 +33,7 @@ class Section:
         title: Heading.
         paragraphs: Plain-text paragraphs (escaped).
         figures: Matplotlib figures, embedded as PNG (and closed).
-        tables: Tables, rendered with 4 significant decimals.
+        tables: Tables (after the figures), numbers with 4 decimals.
     """
 
     title: str
@@ -70,14 +70,14 @@ def write_html(path: Path, *, title: str, summary: list[str], sections: list[Sec
     for section in sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
         parts.extend(f"<p>{html.escape(p)}</p>" for p in section.paragraphs)
-        for table in section.tables:
-            parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0, na_rep="–"))
         for figure in section.figures:
             n_figure += 1
             png = _figure_png(figure)
             if figure_dir is not None:
                 (figure_dir / f"figure_{n_figure}.png").write_bytes(png)
             parts.append(f"<img alt='figure {n_figure}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
+        for table in section.tables:
+            parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0, na_rep="–"))
     rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
     parts.append(f"<h2>Provenance</h2><table class='meta'>{rows}</table></body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")
