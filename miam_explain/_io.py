@@ -11,12 +11,12 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from miam_explain.errors import DataError, OutputError, OutputExistsError
 
-__all__ = ["check_output_path", "atomic_path", "output_errors", "remove_path", "read_toml"]
+__all__ = ["check_output_path", "atomic_path", "output_errors", "remove_path", "read_toml", "start_folder"]
 
 #: ``OSError`` numbers that mean "this output cannot be written here" (full disk, quota, permissions).
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS})
@@ -71,6 +71,24 @@ def output_errors(
         else:
             fix = f"check the folder, then {rerun}{hint}"
         raise OutputError(f"cannot write {str(path)!r} ({reason}); {fix}") from None
+
+
+def start_folder(path: Path, write_first: Callable[[], None], *, exist_ok: bool) -> None:
+    """Create the output folder ``path`` and write its first file with ``write_first()``.
+
+    When the folder cannot be created, or its first file cannot be written, the error is a one-line
+    :class:`~miam_explain.errors.OutputError`, and a folder that this call created is removed again
+    (an empty folder would block the same command).
+    """
+    created = not path.exists()
+    with output_errors(path, only=WRITE_ERRNOS):
+        path.mkdir(parents=True, exist_ok=exist_ok)
+        try:
+            write_first()
+        except BaseException:
+            if created:
+                remove_path(path)
+            raise
 
 
 def remove_path(path: Path) -> None:

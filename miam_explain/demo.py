@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from miam_explain._io import atomic_path, output_errors, remove_path
+from miam_explain._io import atomic_path, remove_path, start_folder
 from miam_explain.errors import ConfigError, OutputExistsError
 
 __all__ = ["DemoResult", "run_demo"]
@@ -92,16 +92,8 @@ def run_demo(
             raise OutputExistsError(f"{str(out)!r} exists and is not a miam-explain demo folder; choose another --out")
         if overwrite:
             remove_path(out)
-    created = not out.exists()
-    with output_errors(out):
-        out.mkdir(parents=True, exist_ok=True)
-        if not marker.is_file():
-            try:
-                marker.write_text("miam-explain demo folder\n")
-            except OSError:
-                if created:
-                    remove_path(out)
-                raise
+    if not marker.is_file():
+        start_folder(out, lambda: marker.write_text("miam-explain demo folder\n"), exist_ok=True)
     result = DemoResult(out=out, raw=out / "raw", data=out / "data.zarr", run=out / "run",
                         evaluation=out / "evaluation.csv")
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from miam_explain._io import atomic_path, output_errors, remove_path
+from miam_explain._io import atomic_path, start_folder
 from miam_explain.data.format import open_dataset, select_split
 from miam_explain.data.schema import TokenSchema
 from miam_explain.errors import CheckpointError, ConfigError, OutputExistsError
@@ -197,15 +197,7 @@ def train(
         # the log may lag the checkpoint when the run was killed between the two writes
         _write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in history))
     else:
-        created = not out.exists()
-        with output_errors(out):
-            out.mkdir(parents=True, exist_ok=resume)
-        try:
-            _write_text(out / "config.toml", to_toml(config))
-        except BaseException:
-            if created:  # leave no empty run folder behind (it would block the same command)
-                remove_path(out)
-            raise
+        start_folder(out, lambda: _write_text(out / "config.toml", to_toml(config)), exist_ok=resume)
 
     weights = species_weights(train_set.target).to(device) if train_set.task == "multilabel" else None
     modality_of_token = torch.tensor(schema.modality_of_token, dtype=torch.long)
