@@ -15,7 +15,7 @@ import pytest
 
 from miam_explain.cli import main
 from miam_explain.explain.api import save_result, shapley
-from miam_explain.training.config import RunConfig
+from miam_explain.training.config import RunConfig, to_toml
 from miam_explain.training.trainer import train
 
 TINY = {
@@ -23,18 +23,6 @@ TINY = {
     "masking": {"strategy": "miam"},
     "training": {"epochs": 1, "batch_size": 64, "lr": 3e-3, "seed": 1, "collapse": True, "device": "cpu"},
 }
-TINY_TOML = """
-[model]
-width = 16
-depth = 1
-heads = 2
-mlp_ratio = 2.0
-
-[training]
-epochs = 1
-batch_size = 64
-device = "cpu"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +42,7 @@ def result(run, synth_data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
     path = tmp_path_factory.mktemp("outerr_config") / "tiny.toml"
-    path.write_text(TINY_TOML)
+    path.write_text(to_toml(RunConfig.from_dict(TINY)))  # the same tiny model, as a --config file
     return path
 
 
