@@ -28,10 +28,10 @@ import torch
 
 from miam_explain import open_dataset
 from miam_explain.data.schema import TokenSchema
-from miam_explain.explain.engine import Engine
+from miam_explain.runtime.engine import Engine
 from miam_explain.models.fusion import MiamModel, ModelConfig
 from miam_explain.models.normalization import NormStats
-from miam_explain.training.data import load_split
+from miam_explain.runtime.tensors import load_split
 
 MODELS = {
     "demo (64 wide, 2 blocks)": dict(width=64, depth=2, heads=4, mlp_ratio=2.0),
@@ -65,7 +65,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_path = args.data
         if data_path is None:
-            from miam_explain.data.geoplant import prepare_geoplant
+            from miam_explain.data.glc import prepare_geoplant
             from miam_explain.data.synth import synthesize
 
             raw = synthesize(Path(tmp) / "raw", n_sites=args.sites, progress=False)

@@ -40,14 +40,14 @@ import xarray as xr
 
 from miam_explain import open_dataset
 from miam_explain.data.format import text_values
-from miam_explain.explain.api import explain_game
+from miam_explain.explain import explain_game
 from miam_explain.explain.games import prediction_game
 from miam_explain.models.checkpoint import load_model
-from miam_explain.training.evaluation import resolve_device
+from miam_explain.runtime.loading import resolve_device
 
 
 def _prepare(tmp: Path) -> tuple[Path, Path]:
-    from miam_explain.data.geoplant import prepare_geoplant
+    from miam_explain.data.glc import prepare_geoplant
     from miam_explain.data.synth import synthesize
     from miam_explain.training.config import load_config
     from miam_explain.training.trainer import train

@@ -32,7 +32,7 @@ def _fixture(tmp: Path, n_sites: int) -> tuple[Path, Path]:
     """A synthetic dataset and a checkpoint of a random-weight model that fits it."""
     from miam_explain import open_dataset
     from miam_explain.data.format import text_values
-    from miam_explain.data.geoplant import prepare_geoplant
+    from miam_explain.data.glc import prepare_geoplant
     from miam_explain.data.schema import TokenSchema
     from miam_explain.data.synth import synthesize
     from miam_explain.models.checkpoint import save_checkpoint
@@ -67,7 +67,7 @@ def main() -> None:
 
     from distributed import Client, LocalCluster
 
-    from miam_explain.explain.api import shapley
+    from miam_explain.explain import shapley
     from miam_explain.explain.scale import worker_stats
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -26,15 +26,15 @@ from miam_explain.masking import get_strategy
 from miam_explain.models.fusion import MiamModel, ModelConfig
 from miam_explain.models.normalization import NormStats
 from miam_explain.training.config import load_config
-from miam_explain.training.data import load_split
-from miam_explain.training.evaluation import resolve_device
+from miam_explain.runtime.tensors import load_split
+from miam_explain.runtime.loading import resolve_device
 from miam_explain.training.loss import full_weighted_bce, species_weights
 
 
 def _data(path: Path | None, tmp: Path) -> Path:
     if path is not None:
         return path
-    from miam_explain.data.geoplant import prepare_geoplant
+    from miam_explain.data.glc import prepare_geoplant
     from miam_explain.data.synth import synthesize
 
     raw = synthesize(tmp / "raw", n_sites=1200, progress=False)

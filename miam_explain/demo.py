@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from miam_explain._io import atomic_path, remove_path, start_folder
+from miam_explain.files import atomic_path, remove_path, start_folder
 from miam_explain.errors import ConfigError, OutputExistsError
 
 __all__ = ["DemoResult", "run_demo"]
@@ -76,10 +76,10 @@ def run_demo(
     Raises:
         OutputExistsError: ``out`` exists and is not a demo folder.
     """
-    from miam_explain.data.geoplant import prepare_geoplant
+    from miam_explain.data.glc import prepare_geoplant
     from miam_explain.data.synth import synthesize
     from miam_explain.reports import run_report
-    from miam_explain.training.api import evaluate
+    from miam_explain.runtime.subsets import evaluate
     from miam_explain.training.config import load_config
     from miam_explain.training.trainer import train
 

@@ -43,7 +43,7 @@ from miam_explain.errors import CheckpointError
 from miam_explain.models.checkpoint import read_checkpoint, save_checkpoint, write_checkpoint
 from miam_explain.models.fusion import MiamModel, ModelConfig
 from miam_explain.models.normalization import NormStats
-from miam_explain.training.data import load_split
+from miam_explain.runtime.tensors import load_split
 
 SCALE = max(1, int(os.environ.get("MIAM_FUZZ_SCALE", "1")))
 #: Hypothesis cases run per test, reported at the end of the module.

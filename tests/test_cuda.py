@@ -12,27 +12,24 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from miam_explain import open_dataset
-from miam_explain.explain.api import shapley
-from miam_explain.explain.engine import Engine
+from miam_explain.explain import shapley
+from miam_explain.runtime.engine import Engine
 from miam_explain.explain.games import performance_game
 from miam_explain.models.checkpoint import load_model
 from miam_explain.training.config import RunConfig
-from miam_explain.training.data import load_split
+from miam_explain.runtime.tensors import load_split
 from miam_explain.training.trainer import train
+from tiny import TINY
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
-TINY = {
-    "model": {"width": 32, "depth": 2, "heads": 4, "mlp_ratio": 2.0},
-    "masking": {"strategy": "miam"},
-    "training": {"epochs": 2, "batch_size": 64, "lr": 3e-3, "seed": 1, "collapse": True, "device": "cuda"},
-}
 
 
 @pytest.fixture(scope="module")
 def cuda_run(synth_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("cuda") / "run"
-    train(synth_data, RunConfig.from_dict(TINY), out, progress=False)
+    on_cuda = {**TINY, "training": {**TINY["training"], "device": "cuda"}}  # the tiny model, trained on the GPU
+    train(synth_data, RunConfig.from_dict(on_cuda), out, progress=False)
     return out
 
 

@@ -13,7 +13,7 @@ import xarray as xr
 from miam_explain import open_dataset
 from miam_explain.cli import main
 from miam_explain.data.format import select_split
-from miam_explain.data.geoplant import prepare_geoplant, read_cube
+from miam_explain.data.glc import prepare_geoplant, read_cube
 from miam_explain.errors import DataError
 
 
@@ -175,7 +175,7 @@ def test_atomic_outputs_get_the_usual_permissions(tmp_path):
     import os
     import stat
 
-    from miam_explain._io import atomic_path
+    from miam_explain.files import atomic_path
 
     with atomic_path(tmp_path / "f.bin") as tmp:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)  # a writer that creates a private file

@@ -22,28 +22,19 @@ import xarray as xr
 from miam_explain.cli import main
 from miam_explain.errors import ConfigError
 from miam_explain.explain import scale
-from miam_explain.explain.api import shapley
-from miam_explain.explain.store import ResultStore
-from miam_explain.training.config import RunConfig
-from miam_explain.training.trainer import train
+from miam_explain.explain import shapley
+from miam_explain.explain.scale import ZarrStore
 
 distributed = pytest.importorskip("distributed")
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {
-    "model": {"width": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
-    "masking": {"strategy": "miam"},
-    "training": {"epochs": 2, "batch_size": 64, "lr": 3e-3, "seed": 1, "collapse": True, "device": "cpu"},
-}
 #: The prediction run most tests shard: exact, with interactions, every target, 36 test sites.
 PREDICTION = dict(group="spectral_bands", target="all", method="exact", interactions=True, device="cpu")
 
 
 @pytest.fixture(scope="module")
-def run(synth_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("scale") / "run"
-    train(synth_data, RunConfig.from_dict(TINY), out, progress=False)
-    return out
+def run(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +173,7 @@ def test_worker_killed_mid_run_completes_with_identical_results(run, synth_data,
 def test_interrupted_stored_run_resumes_without_recomputing(run, synth_data, tmp_path, monkeypatch):
     store = tmp_path / "r.zarr"
     kwargs = dict(group="spectral_bands", target="all", method="permutation", budget=36 * 50, seed=1, device="cpu", chunk_size=5)
-    original = ResultStore.write
+    original = ZarrStore.write
     calls = []
 
     def interrupted(self, index, data, record):
@@ -191,21 +182,21 @@ def test_interrupted_stored_run_resumes_without_recomputing(run, synth_data, tmp
         calls.append(index)
         original(self, index, data, record)
 
-    monkeypatch.setattr(ResultStore, "write", interrupted)
+    monkeypatch.setattr(ZarrStore, "write", interrupted)
     with pytest.raises(KeyboardInterrupt):
         shapley(run, synth_data, store=store, **kwargs)
-    monkeypatch.setattr(ResultStore, "write", original)
+    monkeypatch.setattr(ZarrStore, "write", original)
     with pytest.raises(Exception):
         xr.open_zarr(store)  # an unfinished store does not open as a result
     before = _records(store)
     assert len(before) == 3
     written = []
-    monkeypatch.setattr(ResultStore, "write", lambda self, index, data, record: (written.append(index), original(self, index, data, record)))
+    monkeypatch.setattr(ZarrStore, "write", lambda self, index, data, record: (written.append(index), original(self, index, data, record)))
     resumed = shapley(run, synth_data, store=store, **kwargs)
     assert sorted(written) == sorted(set(range(8)) - set(calls))  # only the missing chunks were computed
     after = _records(store)
     assert {name: after[name] for name in before} == before  # the chunks written before are untouched
-    monkeypatch.setattr(ResultStore, "write", original)
+    monkeypatch.setattr(ZarrStore, "write", original)
     uninterrupted = shapley(run, synth_data, store=tmp_path / "u.zarr", **kwargs)
     _assert_same(resumed, uninterrupted, atol=0)
     # a finished store is a result: the same command again computes nothing
@@ -316,7 +307,7 @@ def test_full_disk_leaves_nothing_looking_complete(run, synth_data, tmp_path, mo
         xr.open_zarr(out)
     assert main(["map", str(out), "--player", "red", "--out", str(tmp_path / "m.png")]) == 2  # readers refuse it
     capsys.readouterr()
-    done = ResultStore(out, "").records()[:, 0]
+    done = ZarrStore(out, "").records()[:, 0]
     assert done[0] == 1 and done[1] == 0  # the half-written chunk has no record: it does not count
     chunk0 = _records(out)["0.0"]
     assert main(args) == 0  # free space again: the same command finishes the run

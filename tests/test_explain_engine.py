@@ -14,26 +14,17 @@ from miam_explain import open_dataset
 from miam_explain.cli import main
 from miam_explain.data.format import text_values
 from miam_explain.errors import ConfigError, DataError, SchemaError
-from miam_explain.explain.api import result_to_shap, shapley
-from miam_explain.explain.engine import Engine
+from miam_explain.explain import result_to_shap, shapley
+from miam_explain.runtime.engine import Engine
 from miam_explain.explain.games import prediction_game
 from miam_explain.models.checkpoint import load_model
-from miam_explain.training.config import RunConfig
-from miam_explain.training.data import load_split
-from miam_explain.training.trainer import train
+from miam_explain.runtime.tensors import load_split
 
-TINY = {
-    "model": {"width": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
-    "masking": {"strategy": "miam"},
-    "training": {"epochs": 2, "batch_size": 64, "lr": 3e-3, "seed": 1, "collapse": True, "device": "cpu"},
-}
 
 
 @pytest.fixture(scope="module")
-def run(synth_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("explain") / "run"
-    train(synth_data, RunConfig.from_dict(TINY), out, progress=False)
-    return out
+def run(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture(scope="module")

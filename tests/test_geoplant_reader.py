@@ -11,7 +11,7 @@ from PIL import Image
 
 from miam_explain import open_dataset
 from miam_explain.data.format import text_values
-from miam_explain.data.geoplant import detect_layout, prepare_geoplant
+from miam_explain.data.glc import detect_layout, prepare_geoplant
 
 
 @pytest.fixture(scope="module", params=["glc25", "glc24"])

@@ -54,7 +54,7 @@ def test_shapley_results_equal_the_stored_ones(case, stored, model, synth_data, 
 
 
 def test_subset_evaluation_equals_the_stored_one(stored, model, synth_data):
-    from miam_explain.training.api import evaluate
+    from miam_explain.runtime.subsets import evaluate
 
     table = evaluate(model, data=synth_data, split="all", subsets="paper", device="cpu")
     _compare(stored, "evaluate", {"auc": table["auc"].to_numpy(dtype=np.float64)})

@@ -16,11 +16,6 @@ from miam_explain.errors import ConfigError, DataError
 from miam_explain.plotting import maps
 from miam_explain.plotting.maps import default_basemap_path, site_map
 
-TINY = {
-    "model": {"width": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
-    "masking": {"strategy": "miam"},
-    "training": {"epochs": 2, "batch_size": 64, "lr": 3e-3, "seed": 1, "collapse": True, "device": "cpu"},
-}
 
 
 def make_values(n: int = 300, *, seed: int = 0, shift: float = 0.0, nan_every: int = 0) -> xr.DataArray:
@@ -175,14 +170,9 @@ def test_bad_block_size(blocks):
 
 
 @pytest.fixture(scope="module")
-def results(synth_data, tmp_path_factory):
+def results(tiny_run, synth_data, tmp_path_factory):
     """A prediction result (all 12 species, netCDF and zarr) and a performance result."""
-    from miam_explain.training.config import RunConfig
-    from miam_explain.training.trainer import train
-
-    folder = tmp_path_factory.mktemp("map")
-    run = folder / "run"
-    train(synth_data, RunConfig.from_dict(TINY), run, progress=False)
+    folder, run = tmp_path_factory.mktemp("map"), tiny_run
     common = ["--model", str(run), "--data", str(synth_data), "--group", "spectral_bands", "--split", "all", "--device", "cpu", "--quiet"]
     paths = {"prediction": folder / "pred.nc", "zarr": folder / "pred.zarr", "performance": folder / "perf.nc"}
     assert main(["shapley", *common, "--target", "all", "--out", str(paths["prediction"])]) == 0
@@ -198,7 +188,7 @@ def one_error_line(capsys) -> str:
 
 
 def test_cli_maps_a_prediction_result(results, tmp_path, capsys):
-    from miam_explain.commands.map import open_result, select_values
+    from miam_explain.explain.result import open_result, select_values
 
     ds = open_result(results["prediction"])
     species = str(ds["target"].values[3])
@@ -270,7 +260,7 @@ def test_cli_errors_are_one_line(results, tmp_path, capsys):
 
 
 def open_result_targets(path) -> list[str]:
-    from miam_explain.commands.map import open_result
+    from miam_explain.explain.result import open_result
     from miam_explain.data.format import text_values
 
     return text_values(open_result(path)["target"].values).tolist()

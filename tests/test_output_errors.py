@@ -14,22 +14,15 @@ import os
 import pytest
 
 from miam_explain.cli import main
-from miam_explain.explain.api import save_result, shapley
+from miam_explain.explain import save_result, shapley
 from miam_explain.training.config import RunConfig, to_toml
-from miam_explain.training.trainer import train
+from tiny import TINY
 
-TINY = {
-    "model": {"width": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
-    "masking": {"strategy": "miam"},
-    "training": {"epochs": 1, "batch_size": 64, "lr": 3e-3, "seed": 1, "collapse": True, "device": "cpu"},
-}
 
 
 @pytest.fixture(scope="module")
-def run(synth_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("outerr") / "run"
-    train(synth_data, RunConfig.from_dict(TINY), out, progress=False)
-    return out
+def run(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from miam_explain.data.geoplant import prepare_geoplant
+from miam_explain.data.glc import prepare_geoplant
 from miam_explain.data.synth import synthesize
 from miam_explain.reports import heatwave_report, modalities_report, ndvi_report
 from miam_explain.training.config import load_config

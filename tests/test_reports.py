@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -21,35 +22,32 @@ import xarray as xr
 from miam_explain import open_dataset
 from miam_explain.cli import main
 from miam_explain.errors import ConfigError, OutputExistsError, SchemaError
-from miam_explain.explain.api import explain_game
+from miam_explain.explain import explain_game
 from miam_explain.explain.games import prediction_game
 from miam_explain.models.checkpoint import load_model
-from miam_explain.reports import heatwave_report, modalities_report, ndvi_report, run_report
+from miam_explain.reports import (
+    ReportContext,
+    ReportOptions,
+    heatwave_report,
+    modalities_report,
+    ndvi_report,
+    open_context,
+    run_report,
+)
 from miam_explain.reports.bootstrap import block_resamples, percentile_interval, resample_weights
-from miam_explain.reports.common import write_folder
 from miam_explain.reports.heatwave import flag_years
 from miam_explain.reports.ndvi import find_pair
-from miam_explain.training.api import evaluate
-from miam_explain.training.config import RunConfig
-from miam_explain.training.evaluation import paper_subsets
-from miam_explain.training.metrics import macro_auc, weighted_macro_auc
-from miam_explain.training.trainer import train
-
-TINY = {
-    "model": {"width": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
-    "masking": {"strategy": "miam"},
-    "training": {"epochs": 2, "batch_size": 64, "lr": 3e-3, "seed": 1, "collapse": True, "device": "cpu"},
-}
+from miam_explain.reports.writer import write_folder
+from miam_explain.runtime.metrics import macro_auc, weighted_macro_auc
+from miam_explain.runtime.subsets import evaluate, paper_subsets
 FAST = dict(split="all", n_boot=20, device="cpu", progress=False)
 #: Heatwave sampling budget: 2 antithetic permutation pairs over 19 years on 240 sites.
 HEATWAVE = dict(FAST, budget=74 * 240, seed=5)
 
 
 @pytest.fixture(scope="module")
-def run(synth_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("reports") / "run"
-    train(synth_data, RunConfig.from_dict(TINY), out, progress=False)
-    return out
+def run(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +139,114 @@ def test_weighted_auc_equals_the_auc_of_the_resampled_data():
     got = weighted_macro_auc(scores, labels, weights).numpy()
     expected = [macro_auc(scores, labels)] + [macro_auc(scores[i], labels[i]) for i in index]
     np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+# ---- options and the one pass over the engine ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"n_boot": 3}, "n_boot must be an integer >= 20"),
+    ({"n_boot": 50.0}, "n_boot must be an integer"),
+    ({"n_boot": True}, "n_boot must be an integer"),
+    ({"seed": -1}, "seed must be a non-negative"),
+    ({"seed": "1"}, "seed must be a non-negative"),
+    ({"budget": 0}, "budget must be a positive number"),
+    ({"budget": 1.5e6}, "budget must be a whole number"),
+    ({"device": "gpu"}, "unknown device 'gpu'"),
+    ({"split": ""}, "split must be train, val, test or all"),
+    ({"target": "all"}, "a report maps one target"),
+    ({"target": ["a", "b"]}, "a report maps one target"),
+    ({"target": True}, "a report maps one target"),
+])
+def test_report_options_are_checked_once_with_a_one_line_fix(options, message):
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        ReportOptions(**options)
+    assert "\n" not in str(caught.value)
+
+
+def test_report_options_normalise_and_refuse_unknown_names(run, synth_data, tmp_path):
+    options = ReportOptions(n_boot=np.int64(40), seed=np.int64(2), budget=np.int64(10**6), target=np.int64(3), progress=0)
+    assert (options.n_boot, options.seed, options.budget, options.progress) == (40, 2, 10**6, False)
+    assert type(options.n_boot) is int and type(options.seed) is int and type(options.budget) is int
+    with pytest.raises(AttributeError):
+        options.n_boot = 20  # frozen
+    assert ReportOptions.from_kwargs({"split": "all"}) == ReportOptions(split="all")
+    with pytest.raises(ConfigError, match=r"unknown report option\(s\) \['nboot'\]; valid: split, target, n_boot"):
+        ReportOptions.from_kwargs({"nboot": 20})
+    # a typo in a report's keyword is a ConfigError (not a TypeError), before any work
+    for call in (lambda: ndvi_report(run, synth_data, out=tmp_path / "a", nboot=20),
+                 lambda: run_report("heatwave", run, synth_data, out=tmp_path / "b", budjet=10)):
+        with pytest.raises(ConfigError, match="unknown report option"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_cli_defaults_are_the_options_defaults():
+    """The command line keeps its own defaults (it imports no report until it runs one); they must not drift."""
+    from miam_explain.cli import build_parser
+    from miam_explain.commands.report import KINDS
+    from miam_explain.reports import REPORTS
+
+    args = build_parser().parse_args(["report", "ndvi", "--model", "m", "--out", "o"])
+    defaults = ReportOptions()
+    assert (args.split, args.target, args.n_boot, args.seed, args.device, args.budget, args.overwrite, not args.quiet) == (
+        defaults.split, defaults.target, defaults.n_boot, defaults.seed, defaults.device, defaults.budget,
+        defaults.overwrite, defaults.progress)
+    assert tuple(KINDS) == tuple(REPORTS)
+
+
+@pytest.fixture(scope="module")
+def ndvi_context(run, synth_data):
+    """The context of an NDVI report on every site, mapping richness."""
+    return open_context(run, synth_data, group="spectral_bands", options=ReportOptions(**FAST, seed=4), maps_target=True)
+
+
+def test_coalitions_are_evaluated_in_one_pass_over_the_engine(ndvi_context, monkeypatch):
+    ctx = ndvi_context
+    engine, n = ctx.engine, ctx.n_sites
+    masks = np.array([[i >> b & 1 for b in range(ctx.game.n_players)] for i in range(2**ctx.game.n_players)], dtype=bool)
+    calls, groups = [], []
+    real = engine.iter_logits
+
+    def counted(keep, **kwargs):
+        calls.append(len(keep))
+        for start, logits in real(keep, **kwargs):
+            groups.append(len(logits))
+            yield start, logits
+
+    monkeypatch.setattr(engine, "iter_logits", counted)
+    rows = engine.n_forward_rows
+    table = ctx.evaluate(masks)
+    assert calls == [len(masks)] and sum(groups) == len(masks)  # one engine pass: metric, resamples and map together
+    assert engine.n_forward_rows - rows == len(masks) * n  # each coalition forwarded once per site
+    # row 0 of the weighted game (all-ones weights) is the plain metric; the map is the prediction game's target
+    np.testing.assert_allclose(table.metric, ctx.game(masks), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(table.sites, ctx.target_game(masks)[..., 0], rtol=0, atol=0)
+    assert table.boot.shape == (len(masks), 20) and table.sites.shape == (len(masks), n)
+    # resample b is the metric of the resampled data (whole blocks, drawn from the report's seed)
+    resamples = block_resamples(ctx.blocks, 20, np.random.default_rng(4))
+    logits, labels = engine.logits(ctx.game.token_keep(masks))[-1], ctx.game.data.target  # batched as in the pass
+    expected = [macro_auc(logits[index], labels[index]) for index in resamples[:5]]
+    np.testing.assert_allclose(table.boot[-1, :5], expected, rtol=0, atol=1e-12)
+    # groups of any size give the same numbers, up to float32 forward passes cut differently (near-tied AUC ranks)
+    calls.clear(), groups.clear()
+    monkeypatch.setattr(engine, "iter_logits", lambda keep, **kw: counted(keep, max_elements=3 * n * engine.n_outputs))
+    again = ctx.evaluate(masks)
+    assert calls == [len(masks)] and groups == [3, 3, 3, 3, 3, 1]
+    np.testing.assert_allclose(again.metric, table.metric, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(again.boot, table.boot, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(again.sites, table.sites, rtol=0, atol=1e-5)
+
+
+def test_exact_reports_refuse_a_budget_below_every_combination(ndvi_context):
+    n, p = ndvi_context.n_sites, ndvi_context.game.n_players
+    ndvi_context.check_exact(report="NDVI", noun="bands", budget=2**p * n)  # just enough
+    with pytest.raises(ConfigError, match=f"the NDVI report evaluates every combination of the bands: .*{2**p * n:,} "
+                                          f".*over the budget of {2**p * n - 1:,}; raise --budget or leave it out$"):
+        ndvi_context.check_exact(report="NDVI", noun="bands", budget=2**p * n - 1)
+    many = SimpleNamespace(game=SimpleNamespace(n_players=21), n_sites=n)  # more bands than exact values allow
+    with pytest.raises(ConfigError, match="every combination of the bands: .*21 players.*limit of 20.*; sample them with miam-explain shapley --method permutation instead$"):
+        ReportContext.check_exact(many, report="NDVI", noun="bands", budget=None)
 
 
 # ---- ndvi -----------------------------------------------------------------------------------------------------------
@@ -263,6 +369,9 @@ def test_flag_years_finds_a_planted_jump():
 def test_heatwave_budget_too_small_for_standard_errors(run, synth_data, tmp_path):
     with pytest.raises(ConfigError, match="too few for standard errors"):
         heatwave_report(run, synth_data, out=tmp_path / "hw", **dict(HEATWAVE, budget=20 * 240))
+    # two antithetic pairs over 19 years are 2 + 2 x 36 = 74 coalitions per site (HEATWAVE's budget); one fewer is refused
+    with pytest.raises(ConfigError, match=r"under two antithetic permutation pairs \(74 coalitions x 240 sites"):
+        heatwave_report(run, synth_data, out=tmp_path / "hw", **dict(HEATWAVE, budget=74 * 240 - 1))
     assert not (tmp_path / "hw").exists()
 
 

@@ -25,7 +25,7 @@ import xarray as xr
 from miam_explain import load_model, open_dataset
 from miam_explain.cli import main
 from miam_explain.data.embeddings import prepare_embeddings, read_embedding_file
-from miam_explain.data.geoplant import prepare_geoplant, read_cube
+from miam_explain.data.glc import prepare_geoplant, read_cube
 from miam_explain.errors import CheckpointError, DataError
 
 

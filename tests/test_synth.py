@@ -13,7 +13,8 @@ import tifffile
 import torch
 
 from miam_explain.data import synth
-from miam_explain.data.synth import survey_paths, synthesize
+from miam_explain.data.synth import fields, generate, survey_paths, synthesize
+from miam_explain.data.synth.species import build_species
 from miam_explain.errors import ConfigError, MiamError
 
 TABULAR = {
@@ -220,7 +221,7 @@ def test_truth_contents_match_labels(loaded):
 @pytest.mark.parametrize("n_species", [6, 7, 24])
 def test_climate_dominates_for_any_species_count(n_species):
     rng = np.random.default_rng(0)
-    species = synth.build_species(rng, n_species)
+    species = build_species(rng, n_species)
     roles = [sp["role"] for sp in species]
     assert set(roles) == {"bio1", "heatwave", "ndvi", "soil", "landcover", "moisture"}
     # Var through climate minus tabular: heatwave (unit-sd driver) vs soil (unit sd) and landcover (p(1-p) <= 0.25).
@@ -336,15 +337,15 @@ def test_bio1_species_follow_their_sign(loaded):
 def test_decorrelate_removes_chance_correlation():
     rng = np.random.default_rng(1)
     xy = np.column_stack([rng.uniform(0, 20, 2000), rng.uniform(40, 55, 2000)])
-    others = synth.smooth_fields(rng, xy, 20, 3.0)
-    latent = 0.7 * synth.smooth_fields(rng, xy, 1, 1.5)[:, 0] + 0.7 * rng.standard_normal(2000)
+    others = fields.smooth_fields(rng, xy, 20, 3.0)
+    latent = 0.7 * fields.smooth_fields(rng, xy, 1, 1.5)[:, 0] + 0.7 * rng.standard_normal(2000)
     before = max(abs(_corr(latent, others[:, k])) for k in range(20))
-    after = synth.decorrelate(latent, others)
+    after = fields.decorrelate(latent, others)
     assert before > 0.05
     assert max(abs(_corr(after, others[:, k])) for k in range(20)) < 1e-8
     assert after.std() == pytest.approx(latent.std()) and after.mean() == pytest.approx(latent.mean())
     assert _corr(after, latent) > 0.7
-    np.testing.assert_array_equal(synth.decorrelate(latent[:40], others[:40]), latent[:40])  # too few sites
+    np.testing.assert_array_equal(fields.decorrelate(latent[:40], others[:40]), latent[:40])  # too few sites
 
 
 # ----------------------------------------------------- determinism, atomicity
@@ -387,7 +388,7 @@ def test_refuses_existing_output_unless_overwrite(tmp_path):
 
 def test_failure_leaves_nothing(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = synth.write_cube
+    real = generate.write_cube
 
     def flaky(path, cube):
         calls["n"] += 1
@@ -395,7 +396,7 @@ def test_failure_leaves_nothing(tmp_path, monkeypatch):
             raise OSError("disk full")
         real(path, cube)
 
-    monkeypatch.setattr(synth, "write_cube", flaky)
+    monkeypatch.setattr(generate, "write_cube", flaky)
     with pytest.raises(OSError, match="disk full"):
         synthesize(tmp_path / "out", n_sites=30, n_species=6, progress=False)
     assert list(tmp_path.iterdir()) == []

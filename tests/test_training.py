@@ -12,30 +12,32 @@ from miam_explain import open_dataset
 from miam_explain.cli import main
 from miam_explain.errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from miam_explain.models.checkpoint import load_model, read_checkpoint
-from miam_explain.training.api import evaluate
+from miam_explain.runtime.subsets import evaluate
 from miam_explain.training.config import RunConfig, load_config
-from miam_explain.training.data import load_split
-from miam_explain.training.evaluation import paper_subsets, predict_subsets
+from miam_explain.runtime.tensors import load_split
+from miam_explain.runtime.subsets import paper_subsets, subset_logits
 from miam_explain.training.loss import full_weighted_bce, species_weights
-from miam_explain.training.metrics import macro_auc, per_class_auc
+from miam_explain.runtime.metrics import macro_auc, per_class_auc
 from miam_explain.training.trainer import train
+from tiny import TINY as SHARED_TINY
 
+#: The tiny config with more epochs, a patience and MIAM's hyper-parameters spelled out (what these tests train).
 TINY = {
-    "model": {"width": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
+    **SHARED_TINY,
     "masking": {"strategy": "miam", "kappa": 10.0, "lam": 3.0},
-    "training": {"epochs": 3, "batch_size": 64, "lr": 3e-3, "patience": 5, "seed": 7, "collapse": True, "device": "cpu"},
+    "training": {**SHARED_TINY["training"], "epochs": 3, "patience": 5, "seed": 7},
 }
 
 
 @pytest.fixture(scope="module")
-def tiny_run(synth_data, tmp_path_factory):
+def trained(synth_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "run"
     result = train(synth_data, RunConfig.from_dict(TINY), out, progress=False)
     return out, result
 
 
-def test_run_folder_contents(tiny_run):
-    out, result = tiny_run
+def test_run_folder_contents(trained):
+    out, result = trained
     assert result.epochs_run == 3
     for name in ("config.toml", "log.jsonl", "last.safetensors", "best.safetensors"):
         assert (out / name).is_file(), name
@@ -47,8 +49,8 @@ def test_run_folder_contents(tiny_run):
     assert load_config(out / "config.toml") == RunConfig.from_dict(TINY)
 
 
-def test_same_seed_same_weights(tiny_run, synth_data, tmp_path):
-    out, _ = tiny_run
+def test_same_seed_same_weights(trained, synth_data, tmp_path):
+    out, _ = trained
     again = train(synth_data, RunConfig.from_dict(TINY), tmp_path / "again", progress=False)
     a, _ = read_checkpoint(out / "last.safetensors")
     b, _ = read_checkpoint(again.run_dir / "last.safetensors")
@@ -74,7 +76,7 @@ def test_resume_after_interruption_matches_uninterrupted(synth_data, tmp_path):
     config = RunConfig.from_dict(TINY)
     full = train(synth_data, config, tmp_path / "full", progress=False)
 
-    original = trainer_module._validate
+    original = trainer_module.validate
     calls = {"n": 0}
 
     def interrupt_after_two(*args, **kwargs):
@@ -83,12 +85,12 @@ def test_resume_after_interruption_matches_uninterrupted(synth_data, tmp_path):
             raise KeyboardInterrupt  # killed during epoch 3's validation, after epoch 2's checkpoint
         return original(*args, **kwargs)
 
-    trainer_module._validate = interrupt_after_two
+    trainer_module.validate = interrupt_after_two
     try:
         with pytest.raises(KeyboardInterrupt):
             train(synth_data, config, tmp_path / "cut", progress=False)
     finally:
-        trainer_module._validate = original
+        trainer_module.validate = original
     resumed = train(synth_data, config, tmp_path / "cut", resume=True, progress=False)
     assert resumed.epochs_run == 3
     a, meta_a = read_checkpoint(full.run_dir / "last.safetensors")
@@ -99,20 +101,20 @@ def test_resume_after_interruption_matches_uninterrupted(synth_data, tmp_path):
     assert meta_a["masking"] == meta_b["masking"]
 
 
-def test_checkpoint_round_trip_predictions_identical(tiny_run, synth_data):
-    out, _ = tiny_run
+def test_checkpoint_round_trip_predictions_identical(trained, synth_data):
+    out, _ = trained
     model = load_model(out / "best.safetensors")
     assert not model.training
     ds = open_dataset(synth_data)
     data = load_split(ds, model.schema, "test")
     keeps = {"all": np.ones(model.schema.n_tokens, dtype=bool)}
-    first, _ = predict_subsets(model, data, keeps)
-    again, _ = predict_subsets(load_model(out), data, keeps)  # a run folder resolves to best.safetensors
+    first, _ = subset_logits(model, data, keeps)
+    again, _ = subset_logits(load_model(out), data, keeps)  # a run folder resolves to best.safetensors
     assert torch.equal(first["all"], again["all"])
 
 
-def test_evaluate_paper_subsets(tiny_run, synth_data, tmp_path, capsys):
-    out, _ = tiny_run
+def test_evaluate_paper_subsets(trained, synth_data, tmp_path, capsys):
+    out, _ = trained
     table = evaluate(out, data=synth_data, split="test", device="cpu")
     model = load_model(out)
     assert list(table["subset"]) == list(paper_subsets(model.schema))
@@ -126,8 +128,8 @@ def test_evaluate_paper_subsets(tiny_run, synth_data, tmp_path, capsys):
     pd.testing.assert_frame_equal(pd.read_csv(csv), table, check_dtype=False)
 
 
-def test_user_subsets_and_empty_subset(tiny_run, synth_data, tmp_path):
-    out, _ = tiny_run
+def test_user_subsets_and_empty_subset(trained, synth_data, tmp_path):
+    out, _ = trained
     spec = tmp_path / "subsets.toml"
     spec.write_text('[subsets]\nprior = []\nndvi = ["spectral_bands:red", "spectral_bands:nir"]\n')
     table = evaluate(out, data=synth_data, subsets=spec, device="cpu").set_index("subset")
@@ -158,8 +160,8 @@ def test_full_weighted_loss_balances_each_species():
     assert float(loss) == pytest.approx(expected, rel=1e-6)
 
 
-def test_bad_input(tiny_run, synth_data, tmp_path, capsys):
-    out, _ = tiny_run
+def test_bad_input(trained, synth_data, tmp_path, capsys):
+    out, _ = trained
     bad = tmp_path / "bad.toml"
     bad.write_text("[training]\nepoch = 3\n")
     with pytest.raises(ConfigError, match="unknown \\[training\\] key"):
@@ -175,8 +177,8 @@ def test_bad_input(tiny_run, synth_data, tmp_path, capsys):
         load_model(corrupt)
 
 
-def test_checkpoint_with_mismatched_schema_is_refused(tiny_run, synth_data, tmp_path, capsys):
-    out, _ = tiny_run
+def test_checkpoint_with_mismatched_schema_is_refused(trained, synth_data, tmp_path, capsys):
+    out, _ = trained
     ds = open_dataset(synth_data).load()
     smaller = ds.isel(landsat_year=slice(0, 14))
     path = tmp_path / "smaller.nc"

@@ -59,7 +59,7 @@ REPORTS: dict[str, tuple[dict, tuple[str, ...]]] = {
 
 def synth_dataset(folder: Path) -> Path:
     """Write the synthetic raw folder and its consolidated dataset under ``folder``; return the dataset."""
-    from miam_explain.data.geoplant import prepare_geoplant
+    from miam_explain.data.glc import prepare_geoplant
     from miam_explain.data.synth import synthesize
 
     raw = synthesize(folder / "raw", **SYNTH, progress=False)

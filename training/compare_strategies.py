@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from miam_explain._io import atomic_path
+from miam_explain.files import atomic_path
 from miam_explain.errors import MiamError
 from miam_explain.masking import STRATEGIES
-from miam_explain.training.api import evaluate
+from miam_explain.runtime.subsets import evaluate
 from miam_explain.training.config import load_config
 from miam_explain.training.trainer import train
 

@@ -90,7 +90,7 @@ def _prepare(args: argparse.Namespace) -> None:
         raise DataError("--labels is only for an embeddings file; a GeoPlant folder takes labels from its metadata")
     if args.split == "stratified":
         raise DataError("--split stratified is for multi-class data; use spatial or given for presence-absence")
-    from miam_explain.data.geoplant import prepare_geoplant
+    from miam_explain.data.glc import prepare_geoplant
 
     report = prepare_geoplant(
         args.raw,

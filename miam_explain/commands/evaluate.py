@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from miam_explain._io import atomic_path, check_output_path
-    from miam_explain.training.api import evaluate
+    from miam_explain.files import atomic_path, check_output_path
+    from miam_explain.runtime.subsets import evaluate
 
     if args.out is not None:
         check_output_path(args.out, overwrite=args.overwrite)

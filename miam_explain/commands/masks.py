@@ -19,7 +19,7 @@ import json
 
 import torch
 
-from miam_explain._io import atomic_path, check_output_path
+from miam_explain.files import atomic_path, check_output_path
 from miam_explain._version import __version__
 from miam_explain.errors import ConfigError
 from miam_explain.masking import STRATEGIES, MaskingStrategy, get_strategy

@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="test", help="train, val, test or all (default test)")
     parser.add_argument("--value", choices=("prediction", "performance"), default="prediction",
                         help="per-site predictions (default) or a metric over the split")
-    parser.add_argument("--method", choices=("auto", "exact", "permutation", "kernel"), default="auto")
+    parser.add_argument("--method", default="auto",
+                        help="auto (exact when 2^P x sites fits the budget, else sampling) or the name of an estimator, "
+                             "e.g. exact or permutation (the list: docs/estimators.md)")
     parser.add_argument("--budget", type=int, default=None, help="model evaluations, one per (coalition, site); default 2,000,000")
     parser.add_argument("--tol", type=float, default=None, help="stop sampling when max SE < tol x value range")
     parser.add_argument("--seed", type=int, default=0)
@@ -54,10 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from miam_explain._io import check_output_path, remove_path
+    from miam_explain.files import check_output_path, remove_path
     from miam_explain.errors import ConfigError
-    from miam_explain.explain.api import save_result, shapley
-    from miam_explain._io import output_errors
+    from miam_explain.explain import save_result, shapley
+    from miam_explain.files import output_errors
 
     if args.out.suffix not in (".nc", ".zarr"):
         raise ConfigError(f"--out {str(args.out)!r} must end in .nc or .zarr")

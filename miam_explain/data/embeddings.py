@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from miam_explain._io import atomic_path
+from miam_explain.files import atomic_path
 from miam_explain._version import __version__
 from miam_explain.data.format import FORMAT, dim_name, write_dataset
 from miam_explain.data.splits import spatial_split, stratified_split

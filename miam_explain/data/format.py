@@ -220,8 +220,8 @@ def open_dataset(path: str | os.PathLike) -> xr.Dataset:
 
     Example:
         >>> import miam_explain
-        >>> ds = miam_explain.open_dataset("data.zarr")  # doctest: +SKIP
-        >>> ds["x_climate"].dims  # doctest: +SKIP
+        >>> ds = miam_explain.open_dataset(data_path)
+        >>> ds["x_climate"].dims
         ('site', 'climate_channel', 'climate_year', 'climate_step')
     """
     path = Path(path)
@@ -308,7 +308,7 @@ def _codec_names(document) -> list[str]:
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> None:
     """Write a whole in-memory dataset to ``path`` (zarr if it ends in ``.zarr``, else netCDF).
 
-    The caller handles atomicity (see :func:`miam_explain._io.atomic_path`).
+    The caller handles atomicity (see :func:`miam_explain.files.atomic_path`).
     """
     path = Path(path)
     with warnings.catch_warnings():

@@ -31,7 +31,7 @@ import torch
 
 from miam_explain.typing import CoalitionMatrix
 
-__all__ = ["Game", "FunctionGame", "as_coalition_array"]
+__all__ = ["Game", "PlayerGame", "FunctionGame", "as_coalition_array"]
 
 
 @runtime_checkable
@@ -92,7 +92,44 @@ def as_coalition_array(coalitions: CoalitionMatrix, n_players: int) -> np.ndarra
     return array
 
 
-class FunctionGame:
+class PlayerGame:
+    """The bookkeeping a game class shares: its players (checked names) and the coalitions it has evaluated.
+
+    A subclass sets ``self._players`` through :meth:`_set_players` and adds to
+    ``self._n_evaluations`` in its ``__call__``.
+    """
+
+    _players: tuple[str, ...] = ()
+    _n_evaluations: int = 0
+
+    def _set_players(self, players: Sequence[str]) -> None:
+        if isinstance(players, str):
+            raise ValueError(f"players must be a sequence of names, got the single string {players!r}")
+        names = tuple(str(p) for p in players)
+        if not names:
+            raise ValueError("a game needs at least one player")
+        if len(set(names)) != len(names):
+            raise ValueError(f"player names must be unique, got {names}")
+        self._players = names
+        self._n_evaluations = 0
+
+    @property
+    def players(self) -> tuple[str, ...]:
+        """Names of the ``P`` players."""
+        return self._players
+
+    @property
+    def n_players(self) -> int:
+        """``P``, the number of players."""
+        return len(self._players)
+
+    @property
+    def n_evaluations(self) -> int:
+        """Number of coalitions evaluated so far."""
+        return self._n_evaluations
+
+
+class FunctionGame(PlayerGame):
     """A game defined by a python/numpy function of the coalition matrix.
 
     Args:
@@ -116,32 +153,9 @@ class FunctionGame:
         players: Sequence[str],
         value_shape: tuple[int, ...] = (),
     ) -> None:
-        if isinstance(players, str):
-            raise ValueError(f"players must be a sequence of names, got the single string {players!r}")
-        names = tuple(str(p) for p in players)
-        if not names:
-            raise ValueError("a game needs at least one player")
-        if len(set(names)) != len(names):
-            raise ValueError(f"player names must be unique, got {names}")
+        self._set_players(players)
         self._fn = fn
-        self._players = names
         self.value_shape = tuple(int(d) for d in value_shape)
-        self._n_evaluations = 0
-
-    @property
-    def players(self) -> tuple[str, ...]:
-        """Names of the ``P`` players."""
-        return self._players
-
-    @property
-    def n_players(self) -> int:
-        """``P``, the number of players."""
-        return len(self._players)
-
-    @property
-    def n_evaluations(self) -> int:
-        """Number of coalitions evaluated so far."""
-        return self._n_evaluations
 
     def __call__(self, coalitions: CoalitionMatrix) -> np.ndarray:
         """Evaluate ``fn`` on a coalition matrix.

@@ -4,7 +4,12 @@ Players are the members of a grouping of the token schema. A coalition
 ``keep: bool[C, P]`` becomes a token keep-mask: the tokens of the present
 players, plus the *context* (tokens of no player: hidden with ``context="none"``,
 visible with ``context="all"``), AND the tokens observed at each site. Only the
-:class:`~miam_explain.explain.engine.Engine` touches the model.
+:class:`~miam_explain.runtime.engine.Engine` touches the model; a game turns the engine's
+logits into values (:meth:`ModelGame.reduce`), chunk by chunk.
+
+:class:`PerformanceGame` takes optional site weights ``float[R, N]``: its value is then the
+metric under each weighting, so a spatial-block bootstrap is just a game with one row of
+weights per resample.
 """
 
 from __future__ import annotations
@@ -15,24 +20,34 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import xarray as xr
 
 from miam_explain.data.format import text_values
 from miam_explain.data.schema import Players
 from miam_explain.errors import ConfigError, DataError, SchemaError
-from miam_explain.explain.engine import Engine
 from miam_explain.explain.game import as_coalition_array
 from miam_explain.models.fusion import MiamModel
-from miam_explain.training.api import model_and_data
-from miam_explain.training.data import SplitTensors, load_split
-from miam_explain.training.evaluation import resolve_device
-from miam_explain.training.metrics import per_class_auc, top_k_accuracy
+from miam_explain.runtime.engine import Engine
+from miam_explain.runtime.loading import model_and_data, resolve_device
+from miam_explain.runtime.metrics import Metric, resolve_metric
+from miam_explain.runtime.tensors import SplitTensors, load_split
 
-__all__ = ["ModelGame", "PredictionGame", "PerformanceGame", "prediction_game", "performance_game", "resolve_metric", "CONTEXTS", "METRICS"]
+__all__ = [
+    "ModelGame",
+    "PredictionGame",
+    "PerformanceGame",
+    "prediction_game",
+    "performance_game",
+    "resolve_targets",
+    "check_auc_defined",
+    "CONTEXTS",
+    "OUTPUTS",
+]
 
+#: What the tokens of no player do: hidden (``none``) or visible (``all``).
 CONTEXTS = ("none", "all")
-METRICS = ("auto", "auc", "accuracy", "top5", "neg_loss")
+#: What the prediction game reports per target.
+OUTPUTS = ("probability", "logit")
 
 
 @dataclass
@@ -81,6 +96,15 @@ class ModelGame:
         tokens = (keep.to(torch.float32) @ self._matrix.to(torch.float32)) > 0
         return tokens | self._context[None, :]
 
+    def reduce(self, logits: torch.Tensor) -> np.ndarray:
+        """``float[c, N, K]`` logits of ``c`` coalitions -> their values ``float64[c, *value_shape]``."""
+        raise NotImplementedError
+
+    def __call__(self, coalitions) -> np.ndarray:
+        keep = self.token_keep(coalitions)
+        parts = [self.reduce(logits) for _, logits in self.engine.iter_logits(keep)]
+        return np.concatenate(parts) if parts else np.zeros((0,))
+
 
 @dataclass
 class PredictionGame(ModelGame):
@@ -96,13 +120,11 @@ class PredictionGame(ModelGame):
     target_index: np.ndarray | None = None
     output: str = "probability"
 
-    def __call__(self, coalitions) -> np.ndarray:
-        logits = self.engine.logits(self.token_keep(coalitions))  # (C, N, K)
-        task = self.data.task
+    def reduce(self, logits: torch.Tensor) -> np.ndarray:
         if self.output == "logit":
             values = logits
         else:
-            values = torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, dim=-1)
+            values = torch.sigmoid(logits) if self.data.task == "multilabel" else torch.softmax(logits, dim=-1)
         if self.target_index is None:
             values = values.sum(dim=-1, keepdim=True)
         else:
@@ -112,53 +134,45 @@ class PredictionGame(ModelGame):
 
 @dataclass
 class PerformanceGame(ModelGame):
-    """A metric over all sites: ``bool[C, P] -> float64[C]``.
+    """A metric over all sites: ``bool[C, P] -> float64[C]``, or ``float64[C, R]`` with site weights.
 
     Attributes:
-        metric: ``auc`` (macro over species with both classes), ``accuracy``, ``top5`` or
-            ``neg_loss`` (minus the mean binary / categorical cross-entropy).
+        metric: The metric (:data:`~miam_explain.runtime.metrics.METRICS`): ``auc`` (macro over
+            species with both classes), ``accuracy``, ``top5`` or ``neg_loss``.
+        weights: ``float64[R, N]`` site weightings (e.g. bootstrap multiplicities), or ``None``
+            for the plain metric.
     """
 
-    metric: str = "auc"
+    metric: Metric | None = None
+    weights: np.ndarray | None = None
 
-    def __call__(self, coalitions) -> np.ndarray:
-        keep = self.token_keep(coalitions)
-        n, k = self.engine.n_sites, self.engine.model.config.n_outputs
-        per_call = max(1, (1 << 22) // max(n * k, 1))  # bound the (c, N, K) logits held at once
-        target = self.data.target.to(self.engine.device)
-        out = []
-        for start in range(0, keep.shape[0], per_call):
-            logits = self.engine.logits(keep[start : start + per_call])
-            out.extend(self._metric(row, target) for row in logits)
-        return np.asarray(out, dtype=np.float64)
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.metric is None:
+            self.metric = resolve_metric("auto", self.data.task)
+        self._target = self.data.target.to(self.engine.device)
+        self._weights = None if self.weights is None else torch.as_tensor(self.weights, device=self.engine.device)
 
-    def _metric(self, logits: torch.Tensor, target: torch.Tensor) -> float:
-        if self.metric == "auc":
-            auc, valid = per_class_auc(logits, target)
-            return float(auc[valid].mean())
-        if self.metric == "accuracy":
-            return top_k_accuracy(logits, target, 1)
-        if self.metric == "top5":
-            return top_k_accuracy(logits, target, 5)
-        if self.data.task == "multilabel":
-            return -float(F.binary_cross_entropy_with_logits(logits, target))
-        return -float(F.cross_entropy(logits, target))
+    def reduce(self, logits: torch.Tensor) -> np.ndarray:
+        if self._weights is None:
+            return np.asarray([self.metric.value(row, self._target) for row in logits], dtype=np.float64)
+        return np.stack([self.metric.weighted(row, self._target, self._weights).cpu().numpy() for row in logits])
 
 
-def _setup(model, data, *, group: str, split: str | None, sites, context: str, collapse: bool, device: str, progress: bool):
-    model, ds = model_and_data(model, data, device=device)
-    players = model.schema.players(group)
-    if players.n_players == 0:
-        raise SchemaError(f"grouping {group!r} has no players in this data")
-    split_data = load_split(ds, model.schema, split)
-    if sites is not None:
-        split_data = split_data.subset(sites, split=split)
-    engine = Engine(model, split_data, device=resolve_device(device), collapse=collapse, progress=progress)
-    species = list(text_values(ds["species"].values))
-    return model, engine, players, split_data, species
+def resolve_targets(target, species: Sequence[str], task: str, output: str) -> tuple[tuple[str, ...], np.ndarray | None]:
+    """The targets of a prediction game: their names and output columns (``None`` for richness).
 
+    Args:
+        target: Species ids (one or a sequence), ``richness``, ``all`` or ``auto`` (``all`` for at
+            most 8 outputs, else ``richness``).
+        species: The model's species ids, in output order.
+        task: ``multilabel`` or ``multiclass``.
+        output: ``probability`` or ``logit``.
 
-def _targets(target, species: list[str], task: str, output: str) -> tuple[tuple[str, ...], np.ndarray | None]:
+    Raises:
+        ConfigError: an unknown species, or richness where it is undefined.
+    """
+    species = list(species)
     if isinstance(target, str) and target == "auto":
         if len(species) <= 8:
             target = "all"
@@ -187,21 +201,23 @@ def _targets(target, species: list[str], task: str, output: str) -> tuple[tuple[
     return tuple(names), np.array([species.index(t) for t in names], dtype=np.int64)
 
 
-def resolve_metric(metric: str, task: str) -> str:
-    """The performance metric ``metric`` means for a task (``auto``: ``auc`` for multi-label, else ``accuracy``).
+def check_auc_defined(data: SplitTensors, split: str) -> None:
+    """Refuse a split on which no species has both presences and absences (the AUC is undefined there)."""
+    presences = data.target.sum(dim=0)
+    if not bool(((presences > 0) & (presences < len(data))).any()):
+        raise DataError(f"no species has both presences and absences in split {split!r}; AUC is undefined")
 
-    Raises:
-        ConfigError: an unknown metric, or one that does not fit the task.
-    """
-    if metric not in METRICS:
-        raise ConfigError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
-    if metric == "auto":
-        metric = "auc" if task == "multilabel" else "accuracy"
-    if metric == "auc" and task != "multilabel":
-        raise ConfigError("metric 'auc' needs multi-label data; use accuracy or top5")
-    if metric in ("accuracy", "top5") and task != "multiclass":
-        raise ConfigError(f"metric {metric!r} needs multi-class data; use auc or neg_loss")
-    return metric
+
+def _setup(model, data, *, group: str, split: str | None, sites, collapse: bool, device: str, progress: bool):
+    model, ds = model_and_data(model, data, device=device)
+    players = model.schema.players(group)
+    if players.n_players == 0:
+        raise SchemaError(f"grouping {group!r} has no players in this data")
+    split_data = load_split(ds, model.schema, split)
+    if sites is not None:
+        split_data = split_data.subset(sites, split=split)
+    engine = Engine(model, split_data, device=resolve_device(device), collapse=collapse, progress=progress)
+    return engine, players, split_data, list(text_values(ds["species"].values))
 
 
 def prediction_game(
@@ -237,12 +253,12 @@ def prediction_game(
     Returns:
         A game mapping ``bool[C, P]`` to ``float64[C, n_sites, n_targets]``.
     """
-    if output not in ("probability", "logit"):
+    if output not in OUTPUTS:
         raise ConfigError(f"output {output!r} must be 'probability' or 'logit'")
-    model, engine, players, split_data, species = _setup(
-        model, data, group=group, split=split, sites=sites, context=context, collapse=collapse, device=device, progress=progress
+    engine, players, split_data, species = _setup(
+        model, data, group=group, split=split, sites=sites, collapse=collapse, device=device, progress=progress
     )
-    names, index = _targets(target, species, split_data.task, output)
+    names, index = resolve_targets(target, species, split_data.task, output)
     return PredictionGame(engine, players, context, split_data, target_names=names, target_index=index, output=output)
 
 
@@ -254,22 +270,21 @@ def performance_game(
     split: str = "test",
     metric: str = "auto",
     context: str = "none",
+    weights: np.ndarray | None = None,
     collapse: bool = True,
     device: str = "auto",
     progress: bool = False,
 ) -> PerformanceGame:
     """The dataset-level performance game: ``bool[C, P] -> float64[C]`` (a metric over all sites).
 
-    ``metric="auto"`` is ``auc`` for multi-label data and ``accuracy`` for classes.
+    ``metric="auto"`` is ``auc`` for multi-label data and ``accuracy`` for classes. With
+    ``weights`` (``float[R, N]``, one row per weighting of the split's sites) the game gives
+    ``float64[C, R]``.
     """
-    if metric not in METRICS:
-        raise ConfigError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
-    model, engine, players, split_data, _ = _setup(
-        model, data, group=group, split=split, sites=None, context=context, collapse=collapse, device=device, progress=progress
+    engine, players, split_data, _ = _setup(
+        model, data, group=group, split=split, sites=None, collapse=collapse, device=device, progress=progress
     )
-    metric = resolve_metric(metric, split_data.task)
-    if metric == "auc":
-        presences = split_data.target.sum(dim=0)
-        if not bool(((presences > 0) & (presences < len(split_data))).any()):
-            raise DataError(f"no species has both presences and absences in split {split!r}; AUC is undefined")
-    return PerformanceGame(engine, players, context, split_data, metric=metric)
+    resolved = resolve_metric(metric, split_data.task)
+    if resolved.name == "auc":
+        check_auc_defined(split_data, split)
+    return PerformanceGame(engine, players, context, split_data, metric=resolved, weights=weights)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from miam_explain._io import atomic_path
+from miam_explain.files import atomic_path
 from miam_explain._version import __version__
 from miam_explain.data.format import text_values
 from miam_explain.data.schema import TokenSchema

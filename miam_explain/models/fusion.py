@@ -176,9 +176,14 @@ class MiamModel(nn.Module):
         norm: Normalisation statistics (from the train split).
 
     Example:
-        >>> model = MiamModel(schema, ModelConfig(n_outputs=24), norm)  # doctest: +SKIP
-        >>> tokens, observed = model.tokenize(inputs)        # (N, T, D), (N, T)
-        >>> logits = model.forward_collapsed(tokens, observed)  # (N, K)
+        >>> from miam_explain import load_model
+        >>> from miam_explain.runtime import load_split, model_and_data
+        >>> model, ds = model_and_data(run_folder, device="cpu")   # a trained MiamModel and its data
+        >>> inputs, _ = load_split(ds, model.schema, "test").batch(slice(0, 5), "cpu")
+        >>> tokens, observed = model.tokenize(inputs)               # (N, T, D), (N, T)
+        >>> logits = model.forward_collapsed(tokens, observed)      # (N, K)
+        >>> tuple(tokens.shape[:2]) == tuple(observed.shape), logits.shape[0]
+        (True, 5)
     """
 
     def __init__(self, schema: TokenSchema, config: ModelConfig, norm: NormStats) -> None:

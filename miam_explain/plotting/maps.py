@@ -232,9 +232,11 @@ def site_map(
         ConfigError: ``blocks`` is not a positive number of degrees.
 
     Example:
-        >>> ds = xr.open_dataset("result.nc")  # doctest: +SKIP
-        >>> fig = site_map(ds["shapley"].sel(player="nir", target="richness"), blocks=1.0)  # doctest: +SKIP
-        >>> fig.savefig("nir.png")  # doctest: +SKIP
+        >>> from miam_explain import shapley
+        >>> ds = shapley(run_folder, group="spectral_bands", target="richness", split="all", device="cpu")
+        >>> fig = site_map(ds["shapley"].sel(player="nir", target="richness"), blocks=1.0)
+        >>> fig.axes[0].get_title() != "", len(fig.axes)  # the map and its colourbar
+        (True, 2)
     """
     valid = isinstance(blocks, numbers.Real) and not isinstance(blocks, bool) and np.isfinite(blocks) and 0 < blocks <= 90
     if blocks is not None and not valid:

@@ -4,10 +4,29 @@
 * :func:`heatwave_report`: climate years, expanding windows and flagged years (paper Fig. 5b);
 * :func:`modalities_report`: modality Shapley values, the subset table and MIAM's training history.
 
-Each writes a folder (atomically) with ``report.html`` (self-contained), ``summary.json`` and the
-netCDF/CSV data behind them. Helpers: :mod:`~miam_explain.reports.bootstrap` (spatial-block
-bootstrap), :mod:`~miam_explain.reports.common` (model, split and cached coalitions),
-:mod:`~miam_explain.reports.html` (the page).
+Every report runs one path (:func:`~miam_explain.reports.build.build_report`): its options,
+frozen and validated once (:class:`ReportOptions`) -> a context on the split
+(:mod:`~miam_explain.reports.context`: the games, one pass over the engine per batch of
+coalitions, the spatial-block bootstrap of :mod:`~miam_explain.reports.bootstrap`) ->
+``compute_*`` -> an xarray-backed result -> ``render_*`` -> a :class:`ReportPage` ->
+:func:`write_report`, which writes the folder atomically: ``report.html`` (self-contained),
+``summary.json`` and the netCDF/CSV data behind them.
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> out = Path(tempfile.mkdtemp()) / "ndvi"
+    >>> folder = ndvi_report(run_folder, out=out, split="all", n_boot=20, device="cpu", progress=False)
+    >>> sorted(p.name for p in folder.iterdir())[:4]
+    ['bands.csv', 'combinations.csv', 'figures', 'ndvi.nc']
+    >>> options = ReportOptions(split="all", n_boot=20, device="cpu", progress=False)
+    >>> context = open_context(run_folder, None, group="spectral_bands", options=options, maps_target=True)
+    >>> result = compute_ndvi(context, options)         # numbers only: an xarray-backed result
+    >>> result.dataset["shapley"].dims
+    ('player',)
+    >>> page = render_ndvi(result)                      # the page: findings and sections with figures
+    >>> len(page.sections) > 0
+    True
 """
 
 from __future__ import annotations
@@ -16,11 +35,46 @@ import os
 from pathlib import Path
 
 from miam_explain.errors import ConfigError
-from miam_explain.reports.heatwave import heatwave_report
-from miam_explain.reports.modalities import modalities_report
-from miam_explain.reports.ndvi import ndvi_report
+from miam_explain.reports.context import ReportContext, open_context
+from miam_explain.reports.heatwave import (
+    HeatwaveResult,
+    compute_heatwave,
+    heatwave_report,
+    render_heatwave,
+)
+from miam_explain.reports.modalities import (
+    ModalitiesResult,
+    compute_modalities,
+    modalities_report,
+    render_modalities,
+)
+from miam_explain.reports.ndvi import NdviResult, compute_ndvi, ndvi_report, render_ndvi
+from miam_explain.reports.options import ReportOptions
+from miam_explain.reports.page import ReportPage, Section
+from miam_explain.reports.writer import write_report
 
-__all__ = ["REPORTS", "heatwave_report", "modalities_report", "ndvi_report", "run_report"]
+__all__ = [
+    "REPORTS",
+    "run_report",
+    "ndvi_report",
+    "heatwave_report",
+    "modalities_report",
+    "ReportOptions",
+    "ReportContext",
+    "open_context",
+    "compute_ndvi",
+    "render_ndvi",
+    "NdviResult",
+    "compute_heatwave",
+    "render_heatwave",
+    "HeatwaveResult",
+    "compute_modalities",
+    "render_modalities",
+    "ModalitiesResult",
+    "ReportPage",
+    "Section",
+    "write_report",
+]
 
 #: Report kinds and the function that writes each.
 REPORTS = {"ndvi": ndvi_report, "heatwave": heatwave_report, "modalities": modalities_report}
@@ -29,11 +83,11 @@ REPORTS = {"ndvi": ndvi_report, "heatwave": heatwave_report, "modalities": modal
 def run_report(kind: str, model, data=None, *, out: str | os.PathLike, **options) -> Path:
     """Write the report ``kind`` (``ndvi``, ``heatwave`` or ``modalities``) to the folder ``out``.
 
-    ``options`` are the keyword arguments of the report function (``split``, ``target``,
-    ``n_boot``, ``seed``, ``device``, ``budget``, ``overwrite``, ``progress``).
+    ``options`` are the fields of :class:`ReportOptions` (``split``, ``target``, ``n_boot``,
+    ``seed``, ``device``, ``budget``, ``overwrite``, ``progress``).
 
     Raises:
-        ConfigError: an unknown ``kind``.
+        ConfigError: an unknown ``kind``, or an unknown or invalid option.
     """
     if kind not in REPORTS:
         raise ConfigError(f"unknown report {kind!r}; use one of {', '.join(REPORTS)}")

@@ -5,7 +5,7 @@ would give intervals that are too narrow. Each resample here draws as many block
 with replacement, and takes every site of each drawn block. A resample is stored as site
 *multiplicities* (``weights[b, i]``: how many times site ``i`` is in resample ``b``), so that a
 metric over a resample is a weighted metric over the original sites
-(:func:`miam_explain.training.metrics.weighted_macro_auc`): the model is never called again.
+(:func:`miam_explain.runtime.metrics.weighted_macro_auc`): the model is never called again.
 
 The blocks of the reports are the 1° squares of the spatial split
 (:func:`miam_explain.data.splits.block_labels`).

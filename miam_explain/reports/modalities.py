@@ -9,165 +9,130 @@
 
 Every modality combination and every subset is evaluated once on the split; the intervals
 recompute only the metric on resamples of 1° blocks.
+
+:func:`compute_modalities` gives a :class:`ModalitiesResult`, :func:`render_modalities` its page
+and :func:`modalities_report` writes both.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from miam_explain._io import check_output_path
 from miam_explain.explain.estimators import interactions_from_table, shapley_from_table
 from miam_explain.reports.bootstrap import percentile_interval
-from miam_explain.reports.common import open_context, write_folder, write_json
-from miam_explain.reports.html import Section, write_html
+from miam_explain.reports.build import ReportKind, build_report
+from miam_explain.reports.context import ReportContext, SplitFacts
+from miam_explain.reports.options import ReportOptions
+from miam_explain.reports.page import ReportPage, Section
+from miam_explain.runtime.subsets import load_subsets
 
-__all__ = ["modalities_report"]
+__all__ = ["ModalitiesResult", "compute_modalities", "modalities_report", "render_modalities"]
 
 GROUP = "modalities"
 
 
-def modalities_report(
-    model,
-    data=None,
-    *,
-    out: str | os.PathLike,
-    split: str = "test",
-    target: str = "richness",
-    n_boot: int = 200,
-    seed: int = 0,
-    device: str = "auto",
-    budget: int | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> Path:
-    """Write the modalities report to the folder ``out``.
+@dataclass(frozen=True)
+class ModalitiesResult:
+    """What the modalities report computed.
 
-    Args:
-        model: Checkpoint, run folder or loaded model.
-        data: Dataset (default: the one recorded in the checkpoint).
-        out: Report folder to create.
-        split: Split whose sites are used.
-        target: Unused (this report is about performance); accepted so that all reports share one signature.
-        n_boot: Spatial-block bootstrap resamples.
-        seed: Seed of the bootstrap.
-        device: ``auto``, ``cpu`` or ``cuda``.
-        budget: Cap on model evaluations (coalition x site); every modality combination is
-            evaluated exactly, so a budget below ``2^P x sites`` is refused. ``None``: no cap.
-        overwrite: Replace an existing ``out``.
-        progress: Show progress bars.
-
-    Returns:
-        The report folder (``report.html``, ``summary.json``, ``modalities.nc``, CSV tables, figures).
+    Attributes:
+        facts: The split and metric.
+        dataset: ``modalities.nc``: per-modality Shapley values with intervals and the interaction matrix.
+        shapley: Per modality, ranked: ``modality``, ``shapley``, ``lo``, ``hi``, ``share`` of the
+            gain from no modality to all (``shapley.csv``).
+        subsets: The paper's token subsets with intervals (``subsets.csv``).
+        v_empty: The metric with no modality visible.
+        v_full: The metric with every modality visible.
+        strategy: The masking strategy the model was trained with.
+        history: The MIAM coefficients recorded per epoch (empty when the strategy records none).
+        attrs: Provenance of the outputs.
     """
-    from miam_explain.plotting.reports import interaction_heatmap, interval_bars, miam_history
 
-    check_output_path(out, overwrite=overwrite)
-    ctx = open_context(model, data, group=GROUP, split=split, target=None, n_boot=n_boot, seed=seed, device=device,
-                       progress=progress)
-    names = list(ctx.game.players)
-    p = len(names)
-    _, table = ctx.evaluate_all(noun="modalities", report="modalities", budget=budget)
+    facts: SplitFacts
+    dataset: xr.Dataset
+    shapley: pd.DataFrame
+    subsets: pd.DataFrame
+    v_empty: float
+    v_full: float
+    strategy: str
+    history: list[dict]
+    attrs: dict
+
+    @property
+    def has_miam(self) -> bool:
+        """Training recorded MIAM's ratios (rho_s, rho_d) at every epoch."""
+        return bool(self.history) and all("rho_s" in entry for entry in self.history)
+
+    def history_table(self) -> pd.DataFrame:
+        """One row per (epoch, modality): ``epoch``, ``modality``, ``s``, ``rho_s``, ``rho_d``."""
+        return pd.DataFrame([
+            {"epoch": e["epoch"], "modality": m, "s": e["s"][m],
+             "rho_s": (e.get("rho_s") or {}).get(m), "rho_d": (e.get("rho_d") or {}).get(m)}
+            for e in self.history for m in e["s"]
+        ])
+
+    def files(self) -> dict[str, xr.Dataset | pd.DataFrame]:
+        """The data files of the report folder (``history.csv`` only when training recorded a history)."""
+        files = {"modalities.nc": self.dataset, "shapley.csv": self.shapley, "subsets.csv": self.subsets}
+        history = self.history_table()
+        return files | ({"history.csv": history} if len(history) else {})
+
+    def summary(self) -> dict:
+        """``summary.json`` without the findings."""
+        ds, names = self.dataset, self.dataset["player"].values.tolist()
+        phi = ds["shapley"].values
+        return self.facts.summary() | {
+            "v_empty": self.v_empty, "v_full": self.v_full,
+            "ranking": [names[i] for i in np.argsort(-phi, kind="stable")],
+            "shapley": {m: {"value": phi[i], "lo": ds["shapley_lo"].values[i], "hi": ds["shapley_hi"].values[i]}
+                        for i, m in enumerate(names)},
+            "subset_table": self.subsets.to_dict(orient="records"),
+            "strategy": self.strategy,
+            "history": self.history,
+        }
+
+
+def compute_modalities(context: ReportContext, options: ReportOptions) -> ModalitiesResult:
+    """Evaluate every modality combination and the paper's subsets once; Shapley values with intervals.
+
+    Raises:
+        ConfigError: too many modalities for an exact pass, or a budget too small for one.
+    """
+    names = list(context.game.players)
+    _, table = context.evaluate_all(report="modalities", noun="modalities", budget=options.budget)
     v = table.metric
-    phi, phi_lo_hi = shapley_from_table(v), percentile_interval(shapley_from_table(table.boot))
-    inter = interactions_from_table(v)
-    subsets = _subset_table(ctx)
-    metric_name = ctx.metric_name
-    meta = getattr(ctx.model, "meta", {}) or {}
-    history = meta.get("history", [])
-    masking = [entry["masking"] for entry in history if entry.get("masking")]
-    strategy = meta.get("config", {}).get("masking", {}).get("strategy") or "unknown"
-    has_miam = bool(masking) and all("rho_s" in entry for entry in masking)
-
-    order = np.argsort(-phi, kind="stable")
+    phi, (lo, hi) = shapley_from_table(v), percentile_interval(shapley_from_table(table.boot))
     gain = v[-1] - v[0]
-    shares = phi / gain if gain > 0 else np.full(p, np.nan)
-    sentences = [
-        f"Modality ranking by {metric_name} Shapley value on the {split} split ({ctx.n_sites} sites in {ctx.n_blocks} "
-        "blocks): " + ", ".join(f"{names[i]} {100 * phi[i]:+.1f}" for i in order) + f" {metric_name} points.",
-        f"All modalities give {v[-1]:.3f}, none {v[0]:.3f}"
-        + (f"; {names[order[0]]} carries {100 * shares[order[0]]:.0f}% of the gain and {names[order[-1]]} "
-           f"{100 * shares[order[-1]]:.0f}%." if gain > 0 else "."),
-    ]
-    if has_miam:
-        last = masking[-1]
-        weakest = min(last["s"], key=last["s"].get)
-        sentences.append(f"Training ({strategy}, {len(masking)} epochs) ended with {weakest} the weakest modality on "
-                         f"validation (s = {last['s'][weakest]:.3f}, rho_s = {last['rho_s'][weakest]:.2f}).")
-
-    shap_table = pd.DataFrame({"modality": names, "shapley": phi, "lo": phi_lo_hi[0], "hi": phi_lo_hi[1],
-                               "share": shares}).sort_values("shapley", ascending=False)
-    history_table = pd.DataFrame([
-        {"epoch": e["epoch"], "modality": m, "s": e["s"][m],
-         "rho_s": (e.get("rho_s") or {}).get(m), "rho_d": (e.get("rho_d") or {}).get(m)}
-        for e in masking for m in e["s"]
-    ])
-    attrs = ctx.provenance("modalities") | {"grouping": GROUP, "context": "none", "strategy": strategy}
-    result = xr.Dataset(
-        {"shapley": ("player", phi), "shapley_lo": ("player", phi_lo_hi[0]), "shapley_hi": ("player", phi_lo_hi[1]),
-         "interaction": (("player", "player_j"), inter)},
+    shares = phi / gain if gain > 0 else np.full(len(names), np.nan)
+    strategy, history = _training_history(context.model)
+    attrs = context.provenance("modalities") | {"grouping": GROUP, "context": "none", "strategy": strategy}
+    dataset = xr.Dataset(
+        {"shapley": ("player", phi), "shapley_lo": ("player", lo), "shapley_hi": ("player", hi),
+         "interaction": (("player", "player_j"), interactions_from_table(v))},
         coords={"player": names, "player_j": names}, attrs=attrs,
     )
-    summary = {
-        "metric": ctx.metric, "split": split, "n_sites": ctx.n_sites, "n_blocks": ctx.n_blocks, "n_boot": ctx.n_boot,
-        "v_empty": v[0], "v_full": v[-1],
-        "ranking": [names[i] for i in order],
-        "shapley": {m: {"value": phi[i], "lo": phi_lo_hi[0][i], "hi": phi_lo_hi[1][i]} for i, m in enumerate(names)},
-        "subset_table": subsets.to_dict(orient="records"),
-        "strategy": strategy,
-        "history": masking,
-        "findings": sentences,
-    }
-
-    def write(folder: Path) -> None:
-        result.to_netcdf(folder / "modalities.nc", engine="h5netcdf")
-        shap_table.to_csv(folder / "shapley.csv", index=False)
-        subsets.to_csv(folder / "subsets.csv", index=False)
-        if len(history_table):
-            history_table.to_csv(folder / "history.csv", index=False)
-        write_json(folder / "summary.json", summary)
-        figures = [
-            interval_bars(names, phi, *phi_lo_hi, xlabel=f"performance Shapley value ({metric_name})",
-                          title="Contribution of each modality to performance"),
-            interaction_heatmap(inter, names, units=f"Shapley interaction ({metric_name})",
-                                title="Pairwise modality interactions"),
-        ]
-        sections = [
-            Section("Modality contributions", [
-                "Exact Shapley values of the performance game whose players are the modalities (all 2^P combinations "
-                "evaluated); whiskers are 95% spatial-block bootstrap intervals. Negative interactions mean redundant "
-                "modalities (they carry overlapping information)."], figures, [shap_table]),
-            Section("Subset table", [
-                f"The {metric_name} of the paper's token subsets (Table 1 of the MIAM paper) on the {split} split, with "
-                "95% spatial-block bootstrap intervals: partial unimodal (rgb bands, last five years of each series, "
-                "worldclim), each modality alone, bimodal groups, and all tokens. visible_tokens is the mean number "
-                "of visible tokens per site (missing values stay hidden)."], [], [subsets]),
-        ]
-        if has_miam:
-            sections.append(Section("Imbalance during training", [
-                "Per epoch: each modality's validation score s_m (the modality evaluated alone), the score ratio "
-                "rho_s = s_m / geometric mean of s, and the improvement ratio rho_d = d_m / geometric mean of d with "
-                "d_m = |s_m(t) - s_m(t-1)| (from the second epoch), as in the MIAM paper's Fig. 4 (right). MIAM's "
-                "imbalance ratio r_m = rho_s / rho_d pushes a strong, stable modality (high r) to be masked more "
-                "often, so that the weaker ones get trained."
-                + ("" if strategy == "miam" else f" The {strategy} strategy records these ratios but does not use them.")],
-                [miam_history(masking, score_label=metric_name)]))
-        else:
-            sections.append(Section("Imbalance during training", [
-                f"This model was trained with the {strategy} strategy, which records no MIAM coefficients; "
-                "train with --strategy miam to see them here."]))
-        write_html(folder / "report.html", title="What does each modality contribute? (modalities report)",
-                   summary=sentences, sections=sections, meta=attrs, figure_dir=folder / "figures")
-
-    return write_folder(out, overwrite=overwrite, write=write)
+    shapley = pd.DataFrame({"modality": names, "shapley": phi, "lo": lo, "hi": hi, "share": shares})
+    return ModalitiesResult(
+        facts=context.facts, dataset=dataset, shapley=shapley.sort_values("shapley", ascending=False),
+        subsets=_subset_table(context), v_empty=v[0], v_full=v[-1], strategy=strategy, history=history, attrs=attrs,
+    )
 
 
-def _subset_table(ctx) -> pd.DataFrame:
-    """The paper's token subsets (:func:`~miam_explain.training.evaluation.paper_subsets`) with block-bootstrap intervals.
+def _training_history(model) -> tuple[str, list[dict]]:
+    """The masking strategy of the checkpoint and the per-epoch masking coefficients it recorded."""
+    meta = getattr(model, "meta", {}) or {}
+    history = [entry["masking"] for entry in meta.get("history", []) if entry.get("masking")]
+    return meta.get("config", {}).get("masking", {}).get("strategy") or "unknown", history
+
+
+def _subset_table(context: ReportContext) -> pd.DataFrame:
+    """The paper's token subsets (:func:`~miam_explain.runtime.subsets.paper_subsets`) with block-bootstrap intervals.
 
     Returns:
         One row per subset: ``subset``, the metric (column named after it, e.g. ``auc``), ``lo``,
@@ -175,12 +140,108 @@ def _subset_table(ctx) -> pd.DataFrame:
     """
     import torch
 
-    from miam_explain.training.evaluation import load_subsets
-
-    keeps = load_subsets("paper", ctx.model.schema)
-    keep = torch.as_tensor(np.stack(list(keeps.values())), device=ctx.game.engine.device)
-    table = ctx.evaluate_tokens(keep, desc="paper subsets")
+    keeps = load_subsets("paper", context.model.schema)
+    keep = torch.as_tensor(np.stack(list(keeps.values())), device=context.engine.device)
+    table = context.evaluate_tokens(keep, desc="paper subsets")
     lo, hi = percentile_interval(table.boot)
-    visible = (keep[:, None, :] & ctx.game.engine.observed[None]).sum(-1).double().mean(-1).cpu().numpy()
-    return pd.DataFrame({"subset": list(keeps), ctx.metric: table.metric, "lo": lo, "hi": hi,
-                         "visible_tokens": visible, "sites": ctx.n_sites})
+    visible = (keep[:, None, :] & context.engine.observed[None]).sum(-1).double().mean(-1).cpu().numpy()
+    return pd.DataFrame({"subset": list(keeps), context.facts.metric: table.metric, "lo": lo, "hi": hi,
+                         "visible_tokens": visible, "sites": context.n_sites})
+
+
+def render_modalities(result: ModalitiesResult) -> ReportPage:
+    """The page of the modalities report: findings, modality contributions, the subset table and training."""
+    from miam_explain.plotting.reports import interaction_heatmap, interval_bars
+
+    ds, name, split = result.dataset, result.facts.metric_name, result.facts.split
+    names = ds["player"].values.tolist()
+    figures = [
+        interval_bars(names, ds["shapley"].values, ds["shapley_lo"].values, ds["shapley_hi"].values,
+                      xlabel=f"performance Shapley value ({name})", title="Contribution of each modality to performance"),
+        interaction_heatmap(ds["interaction"].values, names, units=f"Shapley interaction ({name})",
+                            title="Pairwise modality interactions"),
+    ]
+    sections = [
+        Section("Modality contributions", [
+            "Exact Shapley values of the performance game whose players are the modalities (all 2^P combinations "
+            "evaluated); whiskers are 95% spatial-block bootstrap intervals. Negative interactions mean redundant "
+            "modalities (they carry overlapping information)."], figures, [result.shapley]),
+        Section("Subset table", [
+            f"The {name} of the paper's token subsets (Table 1 of the MIAM paper) on the {split} split, with "
+            "95% spatial-block bootstrap intervals: partial unimodal (rgb bands, last five years of each series, "
+            "worldclim), each modality alone, bimodal groups, and all tokens. visible_tokens is the mean number "
+            "of visible tokens per site (missing values stay hidden)."], [], [result.subsets]),
+        _training_section(result),
+    ]
+    return ReportPage(title="What does each modality contribute? (modalities report)", findings=_findings(result),
+                      sections=sections, meta=result.attrs)
+
+
+def _training_section(result: ModalitiesResult) -> Section:
+    """MIAM's coefficients during training, or a note when the strategy recorded none."""
+    from miam_explain.plotting.reports import miam_history
+
+    strategy = result.strategy
+    if not result.has_miam:
+        return Section("Imbalance during training", [
+            f"This model was trained with the {strategy} strategy, which records no MIAM coefficients; "
+            "train with --strategy miam to see them here."])
+    return Section("Imbalance during training", [
+        "Per epoch: each modality's validation score s_m (the modality evaluated alone), the score ratio "
+        "rho_s = s_m / geometric mean of s, and the improvement ratio rho_d = d_m / geometric mean of d with "
+        "d_m = |s_m(t) - s_m(t-1)| (from the second epoch), as in the MIAM paper's Fig. 4 (right). MIAM's "
+        "imbalance ratio r_m = rho_s / rho_d pushes a strong, stable modality (high r) to be masked more "
+        "often, so that the weaker ones get trained."
+        + ("" if strategy == "miam" else f" The {strategy} strategy records these ratios but does not use them.")],
+        [miam_history(result.history, score_label=result.facts.metric_name)])
+
+
+def _findings(result: ModalitiesResult) -> list[str]:
+    """The sentences of the modalities report's findings."""
+    facts, ds, name = result.facts, result.dataset, result.facts.metric_name
+    names, phi = ds["player"].values.tolist(), ds["shapley"].values
+    v_full, v_empty = result.v_full, result.v_empty
+    order, gain = np.argsort(-phi, kind="stable"), v_full - v_empty
+    shares = result.shapley.set_index("modality")["share"]
+    first, last = names[order[0]], names[order[-1]]
+    sentences = [
+        f"Modality ranking by {name} Shapley value on the {facts.split} split ({facts.n_sites} sites in {facts.n_blocks} "
+        "blocks): " + ", ".join(f"{names[i]} {100 * phi[i]:+.1f}" for i in order) + f" {name} points.",
+        f"All modalities give {v_full:.3f}, none {v_empty:.3f}"
+        + (f"; {first} carries {100 * shares[first]:.0f}% of the gain and {last} {100 * shares[last]:.0f}%."
+           if gain > 0 else "."),
+    ]
+    if result.has_miam:
+        last_epoch = result.history[-1]
+        weakest = min(last_epoch["s"], key=last_epoch["s"].get)
+        sentences.append(f"Training ({result.strategy}, {len(result.history)} epochs) ended with {weakest} the weakest "
+                         f"modality on validation (s = {last_epoch['s'][weakest]:.3f}, rho_s = "
+                         f"{last_epoch['rho_s'][weakest]:.2f}).")
+    return sentences
+
+
+#: The modalities report.
+MODALITIES = ReportKind("modalities", GROUP, maps_target=False, compute=compute_modalities, render=render_modalities)
+
+
+def modalities_report(model, data=None, *, out: str | os.PathLike, **options) -> Path:
+    """Write the modalities report to the folder ``out``.
+
+    Args:
+        model: Checkpoint, run folder or loaded model.
+        data: Dataset (default: the one recorded in the checkpoint).
+        out: Report folder to create.
+        **options: :class:`~miam_explain.reports.options.ReportOptions`: ``split`` (default ``test``),
+            ``target`` (unused: this report is about performance; accepted so that all reports share
+            one set of options), ``n_boot`` (200), ``seed`` of the bootstrap (0), ``device`` (``auto``),
+            ``budget`` (a cap on model evaluations, coalition x site; every modality combination is
+            evaluated exactly, so a budget below ``2^P x sites`` is refused; ``None``: no cap),
+            ``overwrite``, ``progress``.
+
+    Returns:
+        The report folder (``report.html``, ``summary.json``, ``modalities.nc``, CSV tables, figures).
+
+    Raises:
+        ConfigError: an unknown or invalid option, too many modalities for an exact pass, or a budget too small for one.
+    """
+    return build_report(MODALITIES, model, data, out=out, options=options)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from miam_explain._io import read_toml
+from miam_explain.files import read_toml
 from miam_explain.errors import ConfigError
 
 __all__ = ["TrainingConfig", "RunConfig", "load_config", "to_toml"]

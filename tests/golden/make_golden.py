@@ -44,7 +44,7 @@ def read_numbers(path: Path) -> dict[str, np.ndarray]:
 def main() -> None:
     from miam_explain import shapley
     from miam_explain.reports import run_report
-    from miam_explain.training.api import evaluate
+    from miam_explain.runtime.subsets import evaluate
     from miam_explain.training.config import RunConfig
     from miam_explain.training.trainer import train
 

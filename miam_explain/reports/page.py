@@ -1,4 +1,8 @@
-"""One self-contained HTML page per report: prose, tables and figures embedded as base64 PNG."""
+"""What a report shows: a :class:`ReportPage` of findings and sections, and its one self-contained HTML file.
+
+A page is what a report's ``render_*`` function returns; :func:`page_html` turns it into HTML
+with the figures embedded as base64 PNG (and closed).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["Section", "write_html"]
+__all__ = ["ReportPage", "Section", "page_html"]
 
 _STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; max-width: 980px; margin: 2em auto;
@@ -42,6 +46,35 @@ class Section:
     tables: list[pd.DataFrame] = field(default_factory=list)
 
 
+@dataclass
+class ReportPage:
+    """A rendered report: what the HTML page shows.
+
+    Attributes:
+        title: Page title.
+        findings: Sentences of the findings, shown first (and stored in ``summary.json``).
+        sections: The parts of the report, in order.
+        meta: Provenance shown at the bottom (model, data, split, seed, version …).
+    """
+
+    title: str
+    findings: list[str]
+    sections: list[Section]
+    meta: dict
+
+    @property
+    def figures(self) -> list:
+        """Every figure of the page, in order."""
+        return [figure for section in self.sections for figure in section.figures]
+
+    def close(self) -> None:
+        """Close every figure (after a failed write; :func:`page_html` closes them as it embeds them)."""
+        import matplotlib.pyplot as plt
+
+        for figure in self.figures:
+            plt.close(figure)
+
+
 def _figure_png(figure, dpi: int = 110) -> bytes:
     import matplotlib.pyplot as plt
 
@@ -51,23 +84,18 @@ def _figure_png(figure, dpi: int = 110) -> bytes:
     return buffer.getvalue()
 
 
-def write_html(path: Path, *, title: str, summary: list[str], sections: list[Section], meta: dict,
-               figure_dir: Path | None = None) -> None:
-    """Write the page; figures are also saved as PNG files in ``figure_dir`` when given.
+def page_html(page: ReportPage, *, figure_dir: Path | None = None) -> str:
+    """The page as one self-contained HTML document; figures are also saved as PNG files in ``figure_dir`` when given.
 
     Args:
-        path: The ``report.html`` to write.
-        title: Page title.
-        summary: Sentences of the findings, shown first.
-        sections: The parts of the report.
-        meta: Provenance shown at the bottom (model, data, split, seed, version …).
-        figure_dir: Folder for PNG copies of the figures.
+        page: The rendered report.
+        figure_dir: Folder for PNG copies of the figures (``figure_1.png`` …).
     """
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
-    parts.append("<div class='summary'>" + "".join(f"<p>{html.escape(s)}</p>" for s in summary) + "</div>")
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(page.title)}</title>"
+             f"<style>{_STYLE}</style></head><body><h1>{html.escape(page.title)}</h1>"]
+    parts.append("<div class='summary'>" + "".join(f"<p>{html.escape(s)}</p>" for s in page.findings) + "</div>")
     n_figure = 0
-    for section in sections:
+    for section in page.sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
         parts.extend(f"<p>{html.escape(p)}</p>" for p in section.paragraphs)
         for figure in section.figures:
@@ -78,6 +106,6 @@ def write_html(path: Path, *, title: str, summary: list[str], sections: list[Sec
             parts.append(f"<img alt='figure {n_figure}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
         for table in section.tables:
             parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0, na_rep="–"))
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in page.meta.items())
     parts.append(f"<h2>Provenance</h2><table class='meta'>{rows}</table></body></html>")
-    path.write_text("\n".join(parts), encoding="utf-8")
+    return "\n".join(parts)

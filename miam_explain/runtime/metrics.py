@@ -1,16 +1,50 @@
-"""Metrics computed in torch, on whatever device the predictions live.
+"""Metrics computed in torch, on whatever device the predictions live, and their one registry.
 
 ``macro_auc`` equals scikit-learn's ``roc_auc_score(y[:, k], s[:, k])`` averaged
 over the species that have both classes (ties get average ranks, the
 Mann-Whitney form of the AUC), so it can run on the GPU inside the explain
 engine's performance game.
+
+:data:`METRICS` is the registry every caller goes through (the performance game, the reports,
+subset evaluation, training's validation): each :class:`Metric` has a plain form (one value of
+the logits of ``N`` sites) and a site-weighted form (one value per row of ``float[R, N]``
+weights, e.g. bootstrap multiplicities). :func:`resolve_metric` picks one for a task.
+
+Example:
+    >>> import torch
+    >>> metric = resolve_metric("auto", "multilabel")
+    >>> metric.name, metric.label
+    ('auc', 'AUC')
+    >>> logits = torch.tensor([[0.1, 2.0], [0.9, -1.0], [0.5, 0.3]])
+    >>> labels = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    >>> metric.value(logits, labels)
+    1.0
+    >>> metric.weighted(logits, labels, torch.ones(1, 3)).tolist()
+    [1.0]
 """
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Callable
+from dataclasses import dataclass
 
-__all__ = ["per_class_auc", "macro_auc", "top_k_accuracy", "weighted_macro_auc", "weighted_accuracy"]
+import torch
+import torch.nn.functional as F
+
+from miam_explain.errors import ConfigError
+
+__all__ = [
+    "Metric",
+    "METRICS",
+    "resolve_metric",
+    "per_class_auc",
+    "macro_auc",
+    "top_k_accuracy",
+    "weighted_macro_auc",
+    "weighted_accuracy",
+    "neg_loss",
+    "weighted_neg_loss",
+]
 
 
 def _average_ranks(scores: torch.Tensor) -> torch.Tensor:
@@ -114,3 +148,88 @@ def weighted_accuracy(logits: torch.Tensor, label: torch.Tensor, weights: torch.
     hit = (torch.topk(logits, k, dim=1).indices == label[:, None]).any(dim=1).to(torch.float64)
     weights = weights.to(torch.float64)
     return (weights @ hit) / weights.sum(dim=1)
+
+
+def neg_loss(logits: torch.Tensor, target: torch.Tensor) -> float:
+    """Minus the mean binary (multi-label, float targets) or categorical (class targets) cross-entropy."""
+    if target.is_floating_point():
+        return -float(F.binary_cross_entropy_with_logits(logits, target))
+    return -float(F.cross_entropy(logits, target))
+
+
+def weighted_neg_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """:func:`neg_loss` under many site weightings: ``float[B, N]`` weights -> ``float64[B]``."""
+    if target.is_floating_point():
+        per_site = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=1)
+    else:
+        per_site = F.cross_entropy(logits, target, reduction="none")
+    weights = weights.to(torch.float64)
+    return -(weights @ per_site.to(torch.float64)) / weights.sum(dim=1)
+
+
+#: Float64 elements of the ``(rows, N, K)`` temporaries of one :func:`weighted_macro_auc` call (128 MiB).
+_WEIGHTED_AUC_ELEMENTS = 1 << 24
+
+
+def _weighted_auc_rows(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """:func:`weighted_macro_auc` over groups of weight rows whose temporaries stay near 128 MiB."""
+    rows = max(1, _WEIGHTED_AUC_ELEMENTS // max(scores.numel(), 1))
+    return torch.cat([weighted_macro_auc(scores, labels, weights[i : i + rows]) for i in range(0, weights.shape[0], rows)])
+
+
+def _macro_auc_value(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    auc, valid = per_class_auc(scores, labels)
+    return float(auc[valid].mean())
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One performance metric of a model's logits on ``N`` sites.
+
+    Attributes:
+        name: Registry key (``auc``, ``accuracy``, ``top5``, ``neg_loss``).
+        label: As printed (``AUC``, ``accuracy`` …).
+        tasks: The tasks it fits (``multilabel``, ``multiclass``).
+        value: ``(logits float[N, K], target) -> float``.
+        weighted: ``(logits float[N, K], target, weights float[R, N]) -> float64[R]``.
+    """
+
+    name: str
+    label: str
+    tasks: tuple[str, ...]
+    value: Callable[[torch.Tensor, torch.Tensor], float]
+    weighted: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+#: Every metric, by name.
+METRICS: dict[str, Metric] = {
+    "auc": Metric("auc", "AUC", ("multilabel",), _macro_auc_value, _weighted_auc_rows),
+    "accuracy": Metric(
+        "accuracy", "accuracy", ("multiclass",), lambda s, y: top_k_accuracy(s, y, 1), lambda s, y, w: weighted_accuracy(s, y, w, 1)
+    ),
+    "top5": Metric(
+        "top5", "top-5 accuracy", ("multiclass",), lambda s, y: top_k_accuracy(s, y, 5), lambda s, y, w: weighted_accuracy(s, y, w, 5)
+    ),
+    "neg_loss": Metric("neg_loss", "negative loss", ("multilabel", "multiclass"), neg_loss, weighted_neg_loss),
+}
+#: The metric ``auto`` means for each task.
+DEFAULT_METRIC = {"multilabel": "auc", "multiclass": "accuracy"}
+
+
+def resolve_metric(name: str, task: str) -> Metric:
+    """The metric ``name`` means for a task (``auto``: ``auc`` for multi-label, else ``accuracy``).
+
+    Raises:
+        ConfigError: an unknown metric, or one that does not fit the task.
+    """
+    if name == "auto":
+        name = DEFAULT_METRIC[task]
+    if name not in METRICS:
+        raise ConfigError(f"unknown metric {name!r}; use one of auto, {', '.join(METRICS)}")
+    metric = METRICS[name]
+    if task not in metric.tasks:
+        fits = [m for m, spec in METRICS.items() if task in spec.tasks]
+        data = "multi-label" if task == "multiclass" else "multi-class"
+        raise ConfigError(f"metric {name!r} needs {data} data; use {' or '.join(fits)}")
+    return metric
+

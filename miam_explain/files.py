@@ -1,4 +1,4 @@
-"""Atomic output: write to a temporary sibling, then rename into place.
+"""Files: atomic output (write to a temporary sibling, then rename into place), output checks, TOML input.
 
 A reader never sees a half-written file or folder: either the previous content
 (or nothing) is there, or the complete new one.
@@ -108,8 +108,14 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     ``path`` is left untouched.
 
     Example:
-        >>> with atomic_path("table.csv") as tmp:   # doctest: +SKIP
-        ...     frame.to_csv(tmp)
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> with atomic_path(folder / "table.csv") as tmp:
+        ...     _ = tmp.write_text("site,value")
+        >>> (folder / "table.csv").read_text()
+        'site,value'
+        >>> [p.name for p in folder.iterdir()]  # nothing left behind
+        ['table.csv']
     """
     path = check_output_path(path, overwrite=overwrite)
     parent = path.parent if str(path.parent) else Path(".")

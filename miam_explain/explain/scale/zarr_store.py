@@ -20,58 +20,34 @@ exists, so a run killed at any moment leaves either a complete chunk or one that
 again. The store is created in a temporary sibling folder and renamed into place, so it
 either exists with its configuration or not at all. A restart whose configuration differs
 from the recorded one is refused with the first differing key. While the run is going the
-folder has no root group, so nothing opens it as a result; :meth:`ResultStore.finish`
+folder has no root group, so nothing opens it as a result; :meth:`ZarrStore.finish`
 writes the result's variables and marks the run complete.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 import zarr
 
-from miam_explain._io import output_errors
+from miam_explain.files import output_errors
 from miam_explain.errors import ConfigError, DataError, OutputError, OutputExistsError
+from miam_explain.explain.scale.records import COUNT, DONE, FLAG, HASH, ArraySpec
 
-__all__ = ["STORE_FORMAT", "ArraySpec", "ResultStore", "coalition_hash"]
+__all__ = ["STORE_FORMAT", "ZarrStore", "DONE", "COUNT", "FLAG", "HASH"]
 
 #: Format tag recorded in the work area; a store of another format is refused.
 STORE_FORMAT = "miam-explain chunk store v1"
 _RUN = "_run"
 _RECORDS = "records"
-#: Columns of a chunk record.
-DONE, COUNT, FLAG, HASH = range(4)
-
-
-@dataclass(frozen=True)
-class ArraySpec:
-    """One array of the work area.
-
-    Attributes:
-        shape: Full shape; axis 0 is cut into chunks.
-        chunk: Length of a chunk along axis 0 (the other axes are whole).
-        dims: Dimension names (for xarray).
-    """
-
-    shape: tuple[int, ...]
-    chunk: int
-    dims: tuple[str, ...]
-
-
-def coalition_hash(keep: np.ndarray) -> int:
-    """A 63-bit fingerprint of a ``bool[c, P]`` coalition matrix (to check a stored chunk is the one asked for)."""
-    digest = hashlib.sha256(np.asarray(keep.shape, dtype=np.int64).tobytes() + np.packbits(keep, axis=None).tobytes())
-    return int.from_bytes(digest.digest()[:8], "little") >> 1
 
 
 def _normalise(config: Mapping) -> dict:
@@ -91,13 +67,16 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-class ResultStore:
-    """The zarr store of one chunked run (open it with :meth:`open`).
+class ZarrStore:
+    """The zarr store of one chunked run (open it with :meth:`open`); a rerun resumes it.
 
     Attributes:
         path: The store folder.
         config: The run configuration recorded at creation.
     """
+
+    #: A rerun reuses the chunks written here.
+    resumable = True
 
     def __init__(self, path: Path, hint: str) -> None:
         self.path = path
@@ -118,7 +97,7 @@ class ResultStore:
         n_chunks: int,
         overwrite: bool = False,
         hint: str = "",
-    ) -> ResultStore:
+    ) -> ZarrStore:
         """Resume the store at ``path`` if it holds this configuration, or create it.
 
         Args:
@@ -184,7 +163,7 @@ class ResultStore:
         return cls(path, hint)
 
     @classmethod
-    def _existing(cls, path: Path, hint: str) -> ResultStore:
+    def _existing(cls, path: Path, hint: str) -> ZarrStore:
         run = path / _RUN
         if not (path.is_dir() and (run / ".zattrs").is_file()):
             raise OutputExistsError(
@@ -253,9 +232,11 @@ class ResultStore:
                 self._group[name][region] = values
             self._group[_RECORDS][index] = np.asarray([1, *record], dtype=np.int64)
 
-    def array(self, name: str) -> zarr.Array:
-        """A work array (for lazy reading with ``dask.array.from_zarr``)."""
-        return self._group[name]
+    def array(self, name: str):
+        """A work array, read lazily (a dask array over its zarr chunks)."""
+        import dask.array as da
+
+        return da.from_zarr(self._group[name])
 
     # ------------------------------------------------------------------------------------------------------------------
     # the result

@@ -2,8 +2,8 @@
 
 A *subset* is a union of selectors (``grouping:member``); its tokens are visible
 (AND observed in the data) and every other token is replaced by the mask
-embedding. Predictions use the collapsed forward, and each batch is tokenized
-once for all subsets.
+embedding. The subsets are evaluated on the :class:`~miam_explain.runtime.engine.Engine`
+(tokens computed once per site, collapsed forward) and scored with the metric registry.
 """
 
 from __future__ import annotations
@@ -15,37 +15,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from miam_explain._io import read_toml
+import xarray as xr
+
+from miam_explain.files import read_toml
 from miam_explain.data.schema import TokenSchema
 from miam_explain.errors import ConfigError, SchemaError
 from miam_explain.models.fusion import MiamModel
-from miam_explain.training.data import SplitTensors
-from miam_explain.training.metrics import macro_auc, top_k_accuracy
+from miam_explain.runtime.engine import Engine
+from miam_explain.runtime.loading import model_and_data, resolve_device
+from miam_explain.runtime.metrics import METRICS
+from miam_explain.runtime.tensors import SplitTensors, load_split
 
-__all__ = ["resolve_device", "paper_subsets", "load_subsets", "predict_subsets", "score", "evaluate_subsets"]
+__all__ = ["paper_subsets", "load_subsets", "subset_logits", "score", "evaluate_subsets", "evaluate"]
 
 
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is an error."""
-    if isinstance(name, torch.device):
-        return name
-    if not isinstance(name, str):
-        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device auto or cpu")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"device {name!r} does not exist ({torch.cuda.device_count()} CUDA GPU(s)); use cuda or cuda:0")
-    return device
 
 
 def paper_subsets(schema: TokenSchema) -> dict[str, list[str]]:
@@ -122,8 +106,7 @@ def load_subsets(spec: str | os.PathLike | Mapping[str, Sequence[str]], schema: 
     return out
 
 
-@torch.no_grad()
-def predict_subsets(
+def subset_logits(
     model: MiamModel,
     data: SplitTensors,
     keeps: Mapping[str, np.ndarray | torch.Tensor],
@@ -132,34 +115,37 @@ def predict_subsets(
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-    """Logits of every site for every subset.
+    """Logits of every site for every subset, evaluated on the engine.
+
+    Args:
+        model: The model (left in eval mode).
+        data: The sites.
+        keeps: ``{name: bool[T]}`` subsets (True = visible).
+        batch_size: Sites per tokenizer batch.
+        device: Where to compute.
+        progress: Show a progress bar.
 
     Returns:
         ``(logits, visible)``: ``{name: float[N, K]}`` on ``device`` and the mean number
         of visible tokens per site for each subset (after AND-ing with observed).
     """
-    model.eval()
-    device = torch.device(device)
-    keep_vectors = {k: torch.as_tensor(np.asarray(v), dtype=torch.bool, device=device) for k, v in keeps.items()}
-    chunks: dict[str, list[torch.Tensor]] = {k: [] for k in keeps}
-    visible = {k: 0.0 for k in keeps}
-    n = len(data)
-    for start in tqdm(range(0, n, batch_size), desc="evaluate", unit="batch", disable=not progress):
-        inputs, _ = data.batch(slice(start, start + batch_size), device)
-        tokens, observed = model.tokenize(inputs)
-        for name, vector in keep_vectors.items():
-            keep = observed & vector[None, :]
-            visible[name] += float(keep.sum())
-            chunks[name].append(model.forward_collapsed(tokens, keep))
-    return {k: torch.cat(v) for k, v in chunks.items()}, {k: v / max(n, 1) for k, v in visible.items()}
+    engine = Engine(model, data, device=torch.device(device), tokenize_batch=batch_size, progress=progress)
+    keep = torch.stack([torch.as_tensor(np.asarray(v), dtype=torch.bool) for v in keeps.values()]).to(engine.device)
+    # one subset per forward: its rows share the collapsed forward's buckets only with each other, so a subset's
+    # logits do not depend (in the last bits) on which other subsets the table holds
+    logits = [engine.logits(keep[i : i + 1])[0] for i in range(keep.shape[0])]
+    visible = (keep[:, None, :] & engine.observed[None]).sum(-1).double().sum(-1) / max(len(data), 1)
+    return dict(zip(keeps, logits)), dict(zip(keeps, visible.tolist()))
+
+
+#: The columns of a subset table, per task: ``{column: metric name}``.
+TABLE_METRICS = {"multilabel": {"auc": "auc"}, "multiclass": {"top1": "accuracy", "top5": "top5"}}
 
 
 def score(logits: torch.Tensor, target: torch.Tensor, task: str) -> dict[str, float]:
     """``{"auc": …}`` (macro over species with both classes) or ``{"top1": …, "top5": …}``."""
     target = target.to(logits.device)
-    if task == "multilabel":
-        return {"auc": macro_auc(logits, target)}
-    return {"top1": top_k_accuracy(logits, target, 1), "top5": top_k_accuracy(logits, target, 5)}
+    return {column: METRICS[name].value(logits, target) for column, name in TABLE_METRICS[task].items()}
 
 
 def evaluate_subsets(
@@ -172,8 +158,30 @@ def evaluate_subsets(
     progress: bool = False,
 ) -> pd.DataFrame:
     """One row per subset: the metric(s), the mean visible tokens per site, and the number of sites."""
-    logits, visible = predict_subsets(model, data, keeps, batch_size=batch_size, device=device, progress=progress)
+    logits, visible = subset_logits(model, data, keeps, batch_size=batch_size, device=device, progress=progress)
     rows = []
     for name in keeps:
         rows.append({"subset": name, **score(logits[name], data.target, data.task), "visible_tokens": visible[name], "sites": len(data)})
     return pd.DataFrame(rows)
+
+
+def evaluate(
+    model: str | os.PathLike | MiamModel,
+    *,
+    data: str | os.PathLike | xr.Dataset | None = None,
+    split: str = "test",
+    subsets: str | os.PathLike | Mapping[str, Sequence[str]] = "paper",
+    device: str = "auto",
+    batch_size: int = 512,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Evaluate a model on token subsets of one split (see :func:`paper_subsets`).
+
+    Returns:
+        One row per subset: ``subset``, the metric (``auc`` or ``top1``/``top5``),
+        ``visible_tokens`` (mean per site) and ``sites``.
+    """
+    model, ds = model_and_data(model, data, device=device)
+    keeps = load_subsets(subsets, model.schema)
+    split_data = load_split(ds, model.schema, split)
+    return evaluate_subsets(model, split_data, keeps, batch_size=batch_size, device=resolve_device(device), progress=progress)

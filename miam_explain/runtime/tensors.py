@@ -13,7 +13,7 @@ from miam_explain.data.format import read_values, select_split
 from miam_explain.data.schema import TokenSchema
 from miam_explain.errors import DataError
 
-__all__ = ["SplitTensors", "load_split"]
+__all__ = ["SplitTensors", "load_split", "as_site_ids"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class SplitTensors:
             DataError: no site id, a value that is not a whole number, or a site id that is
                 not among these sites.
         """
-        wanted = _site_ids(site_ids)
+        wanted = as_site_ids(site_ids)
         position = {int(s): i for i, s in enumerate(self.site_id)}
         missing = [s for s in wanted if s not in position]
         if missing:
@@ -66,7 +66,7 @@ class SplitTensors:
         )
 
 
-def _site_ids(site_ids: Sequence[int]) -> list[int]:
+def as_site_ids(site_ids: Sequence[int]) -> list[int]:
     """``site_ids`` as a non-empty list of ints; anything else is a :class:`DataError`."""
     if isinstance(site_ids, (str, bytes)) or not isinstance(site_ids, (Sequence, np.ndarray)):
         raise DataError(f"sites must be a list of site_id values, got {type(site_ids).__name__}; e.g. sites=[1027998, 5000108]")
