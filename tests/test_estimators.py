@@ -21,11 +21,12 @@ from miam_explain.explain.estimators import (
     KernelEstimator,
     PermutationEstimator,
     ShapleyResult,
+    StratifiedEstimator,
     choose_method,
 )
 from miam_explain.explain.game import FunctionGame, Game
 
-METHODS = ("exact", "permutation", "kernel")
+METHODS = ("exact", "stratified", "permutation", "kernel")
 #: Sampling budget (game evaluations) of the axiom tests.
 BUDGET = 6000
 #: Sampled estimates must lie within this many standard errors of the truth.
@@ -37,6 +38,8 @@ def make_estimator(method: str, seed: int = 0) -> ExactEstimator | PermutationEs
         return ExactEstimator(interactions=True, progress=False)
     if method == "permutation":
         return PermutationEstimator(seed=seed, progress=False)
+    if method == "stratified":
+        return StratifiedEstimator(seed=seed, progress=False)
     return KernelEstimator(seed=seed, progress=False)
 
 
@@ -177,7 +180,8 @@ def test_efficiency(method: str, value_shape: tuple[int, ...]) -> None:
     if method == "exact":
         assert result.n_evaluations == 64 and result.converged and np.all(result.se == 0)
     else:
-        assert BUDGET - 2 * 5 < result.n_evaluations <= BUDGET
+        cost = make_estimator(method).min_budget(6) - 2  # evaluations per sample
+        assert BUDGET - cost < result.n_evaluations <= BUDGET
         assert_within_se(result, naive_shapley(table))  # the SE covers the error
 
 
@@ -207,6 +211,9 @@ def test_pure_pair_interaction(method: str) -> None:
     truth = np.array([0.5, 0.5, 0.0, 0.0, 0.0])
     if method == "kernel":
         assert_within_se(result, truth)
+    elif method == "stratified":  # a Latin block need not put 0 before 1 in half its orders; 2..4 add nothing ever
+        assert np.all(np.abs(result.values[:2] - truth[:2]) <= Z_MAX * result.se[:2]) and np.all(result.se[:2] > 0)
+        np.testing.assert_allclose(result.values[2:], 0.0, atol=1e-12)
     else:  # an antithetic pair gives (1/2, 1/2) exactly: player 0 comes last in one order, player 1 in the other
         np.testing.assert_allclose(result.values, truth, atol=1e-12)
     if method == "exact":
@@ -276,14 +283,14 @@ N_SEEDS = 16
 
 @pytest.mark.parametrize(
     ("estimator", "samples"),
-    [(PermutationEstimator, [8, 32, 128, 512]), (KernelEstimator, [16, 64, 256, 1024])],
+    [(PermutationEstimator, [8, 32, 128, 512]), (KernelEstimator, [16, 64, 256, 1024]), (StratifiedEstimator, [4, 16, 64, 256])],
 )
 def test_sampled_converge_to_exact(estimator: type, samples: list[int]) -> None:
     n_players = 8
     table = random_table(n_players, seed=9)
     truth = naive_shapley(table)
     game = table_game(table)
-    cost = 2 * (n_players - 1) if estimator is PermutationEstimator else 2
+    cost = estimator(progress=False).min_budget(n_players) - 2
     budgets = [2 + cost * n for n in samples]
     rmse, z_scores = [], []
     for budget in budgets:
@@ -305,7 +312,7 @@ def test_sampled_converge_to_exact(estimator: type, samples: list[int]) -> None:
 # 4. stopping and bad input
 
 
-@pytest.mark.parametrize("estimator", [PermutationEstimator, KernelEstimator])
+@pytest.mark.parametrize("estimator", [PermutationEstimator, KernelEstimator, StratifiedEstimator])
 def test_tol_stops_early(estimator: type) -> None:
     game = table_game(random_table(6, seed=10))
     tol = 0.05
@@ -318,7 +325,7 @@ def test_tol_stops_early(estimator: type) -> None:
     np.testing.assert_array_equal(unbounded.values, result.values)
 
 
-@pytest.mark.parametrize("estimator", [PermutationEstimator, KernelEstimator])
+@pytest.mark.parametrize("estimator", [PermutationEstimator, KernelEstimator, StratifiedEstimator])
 def test_budget_before_tol_is_not_converged(estimator: type) -> None:
     result = estimator(seed=0, tol=1e-6, progress=False).estimate(table_game(random_table(6, seed=10)), budget=500)
     assert not result.converged and result.n_evaluations <= 500
@@ -364,7 +371,9 @@ def test_choose_method() -> None:
     assert choose_method(4, 10, budget=160) == "exact"
     assert choose_method(4, 10, budget=159) == "permutation"
     assert choose_method(10, 1, budget=None) == "exact"
-    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=None) == "permutation"
+    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=None) == "stratified"
+    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=2 + 10 * 21 * 20) == "stratified"
+    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=1 + 10 * 21 * 20) == "permutation"
     with pytest.raises(ConfigError, match="n_sites"):
         choose_method(4, 0, budget=None)
 
@@ -390,6 +399,8 @@ def test_exact_chunk_size_never_changes_the_answer() -> None:
     [
         (lambda b: PermutationEstimator(seed=5, batch_permutations=b, progress=False), (1, 7, 32, 1000)),
         (lambda b: KernelEstimator(seed=5, batch_samples=b, progress=False), (1, 7, 128, 1000)),
+        (lambda b: StratifiedEstimator(seed=5, batch_blocks=b, progress=False), (1, 3, 50)),
+        (lambda b: StratifiedEstimator(seed=5, antithetic=True, batch_blocks=b, progress=False), (1, 4)),
     ],
 )
 def test_sampling_batch_size_never_changes_the_answer(make, batches: tuple[int, ...]) -> None:

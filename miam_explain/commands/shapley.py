@@ -137,4 +137,8 @@ def summary_table(ds) -> str:
         f"method {ds.attrs['method']} ({ds.attrs['n_evaluations']} coalitions); "
         f"v_empty {float(np.mean(ds['v_empty'])):.4f} -> v_full {float(np.mean(ds['v_full'])):.4f}"
     )
-    return head + "\n" + table.to_string(float_format=lambda v: f"{v:.5f}")
+    text = head + "\n" + table.to_string(float_format=lambda v: f"{v:.5f}")
+    if not int(ds.attrs.get("se_reliable", 1)):
+        text += (f"\nnote: the standard errors rest on {ds.attrs.get('se_samples')} samples, too few to trust "
+                 "(raise --budget; 10 or more samples make them reliable)")
+    return text

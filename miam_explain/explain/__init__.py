@@ -19,7 +19,9 @@ from miam_explain.explain.estimators import (
     KernelEstimator,
     PermutationEstimator,
     ShapleyResult,
+    StratifiedEstimator,
     choose_method,
+    estimate,
 )
 from miam_explain.explain.game import FunctionGame, Game
 from miam_explain.explain.games import PerformanceGame, PredictionGame, performance_game, prediction_game
@@ -46,7 +48,9 @@ __all__ = [
     "PerformanceGame",
     "prediction_game",
     "performance_game",
+    "estimate",
     "ESTIMATORS",
+    "StratifiedEstimator",
     "ExactEstimator",
     "PermutationEstimator",
     "KernelEstimator",

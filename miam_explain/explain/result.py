@@ -36,6 +36,7 @@ from miam_explain.files import atomic_path
 from miam_explain._version import __version__
 from miam_explain.errors import ConfigError, DataError
 from miam_explain.explain.estimators import ShapleyResult
+from miam_explain.explain.estimators.base import MIN_SE_SAMPLES
 from miam_explain.explain.games import PredictionGame
 from miam_explain.data.format import text_values
 from miam_explain.models.fusion import MiamModel
@@ -71,7 +72,8 @@ def file_sha256(path: str | os.PathLike | None) -> str:
 def to_dataset(result: ShapleyResult, game, *, attrs: dict) -> xr.Dataset:
     """Label a :class:`ShapleyResult` of a model game as an ``xarray.Dataset``."""
     estimate = estimate_attrs(
-        n_evaluations=result.n_evaluations, method=result.method, budget=result.budget, converged=result.converged
+        n_evaluations=result.n_evaluations, method=result.method, budget=result.budget, converged=result.converged,
+        n_samples=result.n_samples,
     )
     if isinstance(game, PredictionGame):
         # estimator arrays are (P, N, K) -> (site, player, target)
@@ -99,13 +101,20 @@ def to_dataset(result: ShapleyResult, game, *, attrs: dict) -> xr.Dataset:
     )
 
 
-def estimate_attrs(*, n_evaluations: int, method: str, budget: int | None, converged: bool) -> dict:
-    """The attrs a result takes from its estimate, plus the package version and the creation time."""
+def estimate_attrs(*, n_evaluations: int, method: str, budget: int | None, converged: bool, n_samples: int | None) -> dict:
+    """The attrs a result takes from its estimate, plus the package version and the creation time.
+
+    ``se_samples`` is the number of independent replicates the standard errors rest on (-1 for
+    exact values) and ``se_reliable`` says whether that is at least
+    :data:`~miam_explain.explain.estimators.base.MIN_SE_SAMPLES`.
+    """
     return {
         "n_evaluations": int(n_evaluations),
         "method": method,
         "budget": -1 if budget is None else int(budget),
         "converged": int(bool(converged)),
+        "se_samples": -1 if n_samples is None else int(n_samples),
+        "se_reliable": int(n_samples is None or n_samples >= MIN_SE_SAMPLES),
         "version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -222,9 +222,13 @@ def _run_prediction(the_plan: Plan, store, executor) -> xr.Dataset:
     records = store.records()
     names = list(_work_arrays(the_plan))
     work = {name: store.array(name) for name in names}
+    spec = the_plan.spec
+    estimator, _ = plan_estimator(len(the_plan.players), spec.n_sites, method=spec.method, budget=spec.budget, tol=spec.tol,
+                                  seed=spec.seed, interactions=spec.interactions)
+    samples = None if spec.method == "exact" else estimator.samples_in(len(the_plan.players), int(records[:, COUNT].min()))
     attrs = estimate_attrs(
         n_evaluations=int(records[:, COUNT].max()), method=the_plan.method, budget=the_plan.coalitions,
-        converged=bool(records[:, FLAG].all()),
+        converged=bool(records[:, FLAG].all()), n_samples=samples,
     )
     ds = result_dataset(
         shapley=work["shapley"], shapley_se=work["shapley_se"], v_empty=work["v_empty"], v_full=work["v_full"],

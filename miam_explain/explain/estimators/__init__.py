@@ -36,6 +36,7 @@ from miam_explain.explain.estimators.exact import MAX_EXACT_PLAYERS, ExactEstima
 from miam_explain.explain.estimators.kernel import KernelEstimator
 from miam_explain.explain.estimators.permutation import PermutationEstimator
 from miam_explain.explain.estimators.sampling import SamplingEstimator
+from miam_explain.explain.estimators.stratified import StratifiedEstimator
 from miam_explain.explain.estimators.tables import (
     banzhaf_from_table,
     coalitions_from_bitmasks,
@@ -51,8 +52,10 @@ __all__ = [
     "ExactEstimator",
     "SamplingEstimator",
     "PermutationEstimator",
+    "StratifiedEstimator",
     "KernelEstimator",
     "choose_method",
+    "estimate",
     "coalitions_from_bitmasks",
     "shapley_from_table",
     "banzhaf_from_table",
@@ -62,19 +65,22 @@ __all__ = [
 #: Every estimator, by method name.
 ESTIMATORS: dict[str, type] = {
     "exact": ExactEstimator,
+    "stratified": StratifiedEstimator,
     "permutation": PermutationEstimator,
     "kernel": KernelEstimator,
 }
 #: The estimators ``method="auto"`` tries, in order: it takes the first that fits.
-AUTO_ORDER: tuple[str, ...] = ("exact", "permutation")
+AUTO_ORDER: tuple[str, ...] = ("exact", "stratified", "permutation")
 
 
 def choose_method(n_players: int, n_sites: int, budget: int | None) -> str:
     """The estimator ``method="auto"`` uses: the first of :data:`AUTO_ORDER` that fits.
 
     Exact when its cost, ``2^P × n_sites`` model evaluations, fits the budget
-    (and ``P <= MAX_EXACT_PLAYERS``); antithetic permutation sampling otherwise.
-    Without a budget, exact whenever ``P <= MAX_EXACT_PLAYERS``.
+    (and ``P <= MAX_EXACT_PLAYERS``); else position-stratified permutation sampling when the
+    budget buys at least :data:`~miam_explain.explain.estimators.stratified.MIN_BLOCKS` of its
+    blocks (``P(P-1)`` coalitions each); else antithetic permutation sampling. Without a budget,
+    exact whenever ``P <= MAX_EXACT_PLAYERS``, else stratified.
 
     Args:
         n_players: ``P``.
@@ -84,6 +90,10 @@ def choose_method(n_players: int, n_sites: int, budget: int | None) -> str:
     Returns:
         A key of :data:`ESTIMATORS`.
 
+    Example:
+        >>> choose_method(19, 1, budget=2**19), choose_method(19, 1, budget=2 + 10 * 19 * 18), choose_method(19, 1, budget=3000)
+        ('exact', 'stratified', 'permutation')
+
     Raises:
         ConfigError: a count that is not positive.
     """
@@ -91,3 +101,59 @@ def choose_method(n_players: int, n_sites: int, budget: int | None) -> str:
     check_positive("n_sites", n_sites)
     budget = check_budget(budget)
     return next(name for name in AUTO_ORDER if ESTIMATORS[name].fits(n_players, n_sites, budget))
+
+
+def estimate(
+    game,
+    *,
+    method: str = "auto",
+    budget: int | None = None,
+    tol: float | None = None,
+    seed: int = 0,
+    interactions: bool = False,
+    progress: bool = False,
+) -> ShapleyResult:
+    """Shapley values of any game (a :class:`~miam_explain.explain.game.FunctionGame` included).
+
+    Args:
+        game: The game: ``bool[C, P] -> float64[C, *value_shape]``.
+        method: ``auto`` (see :func:`choose_method`) or a key of :data:`ESTIMATORS`.
+        budget: Most coalitions to evaluate (never exceeded), or ``None`` for no cap (sampling then
+            stops on ``tol``).
+        tol: Stop sampling when ``max(se) <= tol * (max(values) - min(values))``.
+        seed: Seed of the sampling estimators.
+        interactions: Pairwise Shapley interaction indices (exact only).
+        progress: Show a progress bar.
+
+    Returns:
+        The :class:`ShapleyResult`: ``values``, ``se``, ``n_evaluations``, ``n_samples`` (the
+        replicates the standard errors rest on) …
+
+    Raises:
+        ConfigError: an unknown method, a budget below what the method needs, or no stopping rule.
+
+    Example:
+        >>> import numpy as np
+        >>> from miam_explain.explain.game import FunctionGame
+        >>> players = [f"year{i}" for i in range(25)]
+        >>> weights = np.linspace(0.0, 0.1, 25)
+        >>> redundant = FunctionGame(lambda keep: keep.any(axis=1) + keep @ weights, players)  # any year tells most
+        >>> result = estimate(redundant, budget=20_000, seed=0)
+        >>> result.method, result.n_evaluations <= 20_000, bool(np.allclose(result.values, 1 / 25 + weights))
+        ('stratified', True, True)
+    """
+    from miam_explain.errors import ConfigError
+    from miam_explain.explain.estimators.base import check_players
+
+    n_players = check_players(game)
+    budget = check_budget(budget)
+    if budget is not None and budget < 1:
+        raise ConfigError(f"budget must be a positive number of coalitions, got {budget}")
+    name = choose_method(n_players, 1, budget) if method == "auto" else method
+    if name not in ESTIMATORS:
+        raise ConfigError(f"unknown method {method!r}; use one of auto, {', '.join(ESTIMATORS)}")
+    estimator, coalitions = ESTIMATORS[name].for_run(
+        n_players=n_players, n_sites=1, budget=budget, total=budget, seed=seed, tol=tol, interactions=interactions,
+        progress=progress,
+    )
+    return estimator.estimate(game, budget=coalitions)

@@ -18,6 +18,7 @@ from miam_explain.explain.game import Game
 
 __all__ = [
     "CHUNK_ELEMENTS",
+    "MIN_SE_SAMPLES",
     "ShapleyResult",
     "RunningMoments",
     "check_players",
@@ -29,6 +30,9 @@ __all__ = [
 
 #: Cap on the number of float64 elements of per-sample temporaries (32 MiB).
 CHUNK_ELEMENTS = 2**22
+#: Fewest independent replicates behind a standard error that a result calls reliable: with fewer,
+#: the SE itself is too noisy for ±1.96 SE to hold its coverage (``tests/test_estimator_calibration.py``).
+MIN_SE_SAMPLES = 10
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -56,6 +60,8 @@ class ShapleyResult:
             interaction index (symmetric, zero diagonal), or ``None``.
         banzhaf: ``float64[P, *value_shape]`` Banzhaf values, or ``None``.
         seed: Seed of the estimator's random generator (``None`` for exact).
+        n_samples: Independent replicates the standard errors rest on (permutation pairs, kernel
+            samples, Latin blocks); ``None`` for exact values.
     """
 
     values: np.ndarray
@@ -70,6 +76,12 @@ class ShapleyResult:
     interactions: np.ndarray | None = None
     banzhaf: np.ndarray | None = None
     seed: int | None = None
+    n_samples: int | None = None
+
+    @property
+    def se_reliable(self) -> bool:
+        """Exact values, or standard errors that rest on at least :data:`MIN_SE_SAMPLES` replicates."""
+        return self.n_samples is None or self.n_samples >= MIN_SE_SAMPLES or not np.any(self.se > 0)
 
     @property
     def efficiency_gap(self) -> np.ndarray:

@@ -8,6 +8,7 @@ import numpy as np
 
 from miam_explain.explain.checks import check_positive
 from miam_explain.explain.estimators.base import RunningMoments, evaluate_game, sample_chunk
+from miam_explain.explain.estimators.orders import interior_prefixes, marginals_by_player
 from miam_explain.explain.estimators.sampling import SamplingEstimator
 from miam_explain.explain.game import Game
 
@@ -61,27 +62,14 @@ class PermutationEstimator(SamplingEstimator):
         n_players = game.n_players
         order = np.argsort(self._rng.random((n_samples, n_players)), axis=1)  # order[s, k]: k-th player of π_s
         order = np.concatenate([order, order[:, ::-1]])  # π_s, then the reverse of π_s
-        position = np.argsort(order, axis=1)  # position[s, i]: where player i stands in the order
-        sizes = np.arange(1, n_players)
-        keep = position[:, None, :] < sizes[None, :, None]  # [2n, P-1, P]: interior prefixes
-        interior = evaluate_game(game, keep.reshape(-1, n_players), v_empty.shape)
+        position, keep = interior_prefixes(order)  # keep: [2n, P-1, P]
         value_shape = v_empty.shape
+        interior = evaluate_game(game, keep.reshape(-1, n_players), value_shape)
         interior = interior.reshape((2 * n_samples, n_players - 1, *value_shape))
         chunk = sample_chunk(n_players, value_shape)
         for start in range(0, n_samples, chunk):
             rows = np.r_[start : min(start + chunk, n_samples)]
             both = np.concatenate([rows, rows + n_samples])
+            by_player = marginals_by_player(position[both], interior[both], v_empty, v_full)  # [2m, P, ...]
             m = rows.size
-            prefix = np.concatenate(
-                [
-                    np.broadcast_to(v_empty, (2 * m, 1, *value_shape)),
-                    interior[both],
-                    np.broadcast_to(v_full, (2 * m, 1, *value_shape)),
-                ],
-                axis=1,
-            )
-            marginal = np.diff(prefix, axis=1)  # [2m, P, ...]: contribution of the k-th player of the order
-            index = position[both].reshape((2 * m, n_players) + (1,) * len(value_shape))
-            by_player = np.take_along_axis(marginal, index, axis=1)  # [2m, P, ...] per player
             moments.update(0.5 * (by_player[:m] + by_player[m:]))
-

@@ -54,6 +54,11 @@ class SamplingEstimator(abc.ABC):
         """Game evaluations of ``samples`` samples, the empty and the grand coalition included."""
         return 2 + samples * self._cost(n_players)
 
+    def samples_in(self, n_players: int, n_evaluations: int) -> int:
+        """The samples a run of ``n_evaluations`` game evaluations drew (the replicates its standard errors rest on)."""
+        cost = self._cost(n_players)
+        return 0 if n_players < 2 or cost == 0 else max(0, (int(n_evaluations) - 2) // cost)
+
     @classmethod
     def fits(cls, n_players: int, n_sites: int, budget: int | None) -> bool:
         """Sampling fits any game (``method="auto"`` falls back to it)."""
@@ -61,16 +66,16 @@ class SamplingEstimator(abc.ABC):
 
     @classmethod
     def for_run(
-        cls, *, n_players: int, n_sites: int, budget: int | None, total: int, seed: int, tol: float | None,
+        cls, *, n_players: int, n_sites: int, budget: int | None, total: int | None, seed: int, tol: float | None,
         interactions: bool, progress: bool,
-    ) -> tuple[SamplingEstimator, int]:
+    ) -> tuple[SamplingEstimator, int | None]:
         """The estimator of a model run and its coalition budget: ``total // n_sites`` coalitions per site.
 
         Args:
             n_players: ``P``.
             n_sites: Sites each coalition is evaluated on.
             budget: Model evaluations the user allowed, or ``None``.
-            total: ``budget`` or the run's default.
+            total: ``budget`` or the run's default (``None``: no cap, stop on ``tol``).
             seed: Seed of the sampler.
             tol: Stopping tolerance.
             interactions: Must be False (interaction indices need every coalition).
@@ -81,7 +86,7 @@ class SamplingEstimator(abc.ABC):
         """
         if interactions:
             raise ConfigError("--interactions needs the exact method (all coalitions); use --method exact with fewer players")
-        return cls(seed=seed, tol=tol, progress=progress), max(1, total // max(n_sites, 1))
+        return cls(seed=seed, tol=tol, progress=progress), None if total is None else max(1, total // max(n_sites, 1))
 
     def estimate(self, game: Game, budget: int | None = None) -> ShapleyResult:
         """Sample until the budget is spent or the stopping rule holds.
@@ -120,7 +125,7 @@ class SamplingEstimator(abc.ABC):
         )
         if n_players == 1:  # one player: phi = v_full - v_empty, no sampling needed
             values = (v_full - v_empty)[None]
-            return result(values=values, se=np.zeros_like(values), n_evaluations=n_evaluations, converged=True)
+            return result(values=values, se=np.zeros_like(values), n_evaluations=n_evaluations, converged=True, n_samples=0)
         cost = self._cost(n_players)
         moments = RunningMoments()
         converged = False
@@ -144,5 +149,8 @@ class SamplingEstimator(abc.ABC):
                 if converged:
                     break
         assert moments.mean is not None  # the minimum budget allows one sample
-        return result(values=moments.mean, se=moments.standard_error(), n_evaluations=n_evaluations, converged=converged)
+        return result(
+            values=moments.mean, se=moments.standard_error(), n_evaluations=n_evaluations, converged=converged,
+            n_samples=moments.n,
+        )
 
