@@ -1,4 +1,4 @@
-"""The synthetic GeoPlant generator: layout, formats, determinism, atomicity and planted effects."""
+"""The synthetic GeoPlant generator: layout, formats, determinism, atomicity, planted effects, settings and nulls."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
 import tifffile
 import torch
 
+from miam_explain.cli import main
 from miam_explain.data import synth
 from miam_explain.data.synth import fields, generate, survey_paths, synthesize
+from miam_explain.data.synth.settings import SynthSettings
 from miam_explain.data.synth.species import build_species
 from miam_explain.errors import ConfigError, MiamError
 
@@ -29,6 +31,8 @@ TABULAR = {
     "EnvironmentalValues/LandCover/GLC25-PA-train-landcover.csv": [f"LandCover-{k}" for k in range(1, 9)],
 }
 METADATA_COLUMNS = ["lon", "lat", "year", "geoUncertaintyInM", "areaInM2", "region", "country", "speciesId", "surveyId"]
+#: The other end of every realism range (and standardised years, as in version 2), on the data of ``raw``.
+OTHER_END = {"anomaly_sd": 2.1, "standardize_anomalies": True, "landsat_echo": 0.0, "modality_correlation": 0.0}
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -43,6 +47,25 @@ def raw(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(raw):
+    return _load(raw)
+
+
+@pytest.fixture(scope="module")
+def other(tmp_path_factory):
+    """``raw``'s arguments at the other end of each realism setting, read back."""
+    return _load(synthesize(tmp_path_factory.mktemp("synth") / "other", n_sites=200, n_species=12, seed=7,
+                            progress=False, **OTHER_END))
+
+
+@pytest.fixture(scope="module")
+def null_pair(tmp_path_factory) -> tuple[Path, Path]:
+    """A planted run and the null run (heatwave and NDVI) with the same arguments, 400 sites."""
+    root = tmp_path_factory.mktemp("null")
+    args = {"n_sites": 400, "n_species": 12, "seed": 11, "progress": False}
+    return synthesize(root / "planted", **args), synthesize(root / "null", **args, null_effects=("heatwave", "ndvi"))
+
+
+def _load(raw: Path) -> dict:
     """Everything the tests read back: truth, per-site truth, presence matrix, cube and patch readouts."""
     truth = json.loads((raw / "truth.json").read_text())
     sites = pd.read_csv(raw / "truth_sites.csv")
@@ -60,8 +83,9 @@ def loaded(raw):
         landsat.append(torch.load(landsat_path, weights_only=True).numpy() if landsat_path.exists()
                        else np.full((6, 4, 21), np.nan, np.float32))
         patches.append(tifffile.imread(tiff) if tiff.exists() else None)
+    bio = pd.read_csv(raw / next(iter(TABULAR))).set_index("surveyId").reindex(ids)
     return {
-        "truth": truth, "sites": sites, "meta": meta, "presence": presence,
+        "truth": truth, "sites": sites, "meta": meta, "presence": presence, "bio": bio, "raw": raw,
         "climate": np.stack(climate), "landsat": np.stack(landsat), "patches": patches,
     }
 
@@ -195,12 +219,14 @@ def test_truth_contents_match_labels(loaded):
     for key in ("seed", "n_sites", "n_species", "heatwave_year", "heatwave_months", "layout", "species",
                 "ndvi_species", "heatwave_species", "bio1_species", "soil_species", "soil_variable",
                 "landcover_species", "landcover_class", "moisture_species", "moisture", "sentinel2_bands",
-                "landsat_bands", "modality_signal", "modality_ranking", "generator_version"):
+                "landsat_bands", "modality_signal", "modality_ranking", "generator_version", "settings",
+                "null_effects", "null_species", "modality_correlation", "visibility"):
         assert key in truth, key
     assert truth["layout"] == "glc25" and truth["seed"] == 7 and truth["n_sites"] == 200 and truth["n_species"] == 12
     assert truth["heatwave_year"] == 2003 and truth["heatwave_months"] == [6, 7, 8]
     assert truth["sentinel2_bands"] == ["red", "green", "blue", "nir"]
-    assert truth["generator_version"] == synth.GENERATOR_VERSION
+    assert truth["generator_version"] == synth.GENERATOR_VERSION == 3
+    assert truth["null_effects"] == [] and truth["null_species"] == []
     assert truth["effect_modalities"] == {k: list(v) for k, v in synth.EFFECT_MODALITIES.items()}
     groups = [truth[f"{k}_species"] for k in synth.EFFECT_MODALITIES]
     assert all(groups) and sorted(sum(groups, [])) == sorted(truth["species_ids"])
@@ -244,7 +270,7 @@ def test_heatwave_anomaly_only_in_its_year(loaded):
             assert slope == pytest.approx(truth["heatwave"]["tas_degC_per_h"], rel=0.15)
         else:
             assert abs(_corr(anomaly, h)) < 0.3 and abs(slope) < 0.3, year
-    # Landsat: NIR drops in quarter 3 of the heatwave year only (a weak echo: r about -0.25 with 200 sites).
+    # Landsat: NIR drops in quarter 3 of the heatwave year only (r = -0.76 at the default echo, 200 sites).
     nir = np.log(loaded["landsat"][:, 3, 2, :].astype(float))
     corrs = []
     for year in range(21):
@@ -252,26 +278,70 @@ def test_heatwave_anomaly_only_in_its_year(loaded):
             warnings.simplefilter("ignore", RuntimeWarning)
             anomaly = nir[:, year] - np.nanmean(np.delete(nir, sorted({year, y}), axis=1), axis=1)
         corrs.append(_corr(anomaly, h))
-    assert corrs[y] < -0.15 and int(np.argmin(corrs)) == y, corrs
+    assert corrs[y] < -0.5 and int(np.argmin(corrs)) == y, corrs
     assert all(abs(c) < 0.3 for k, c in enumerate(corrs) if k != y), corrs
 
 
-def test_every_year_shows_the_climatology_equally_well(loaded):
-    """Apart from the heatwave, no year is by chance a much cleaner or noisier copy of Bio1 than another."""
-    y = loaded["truth"]["heatwave_year"] - 2000
-    tas = loaded["climate"][:, 1].astype(np.float64) / 10.0 - 273.15
-    bio1 = loaded["sites"]["bio1"].to_numpy()
-    spreads = []
-    for year in range(19):
-        if year == y:
-            continue
+def _years(data: dict) -> tuple[np.ndarray, float]:
+    """Per year but the heatwave's: sd over sites of (annual mean tas - Bio1) in K; mean correlation between years."""
+    y = data["truth"]["heatwave_year"] - 2000
+    tas = data["climate"][:, 1].astype(np.float64) / 10.0 - 273.15
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows of a gap
+        annual = np.delete(np.nanmean(tas, axis=2), y, axis=1)  # (n, 18)
+    ok = np.isfinite(annual).all(axis=1)
+    anomaly = annual[ok] - data["sites"]["bio1"].to_numpy()[ok, None]
+    corr = np.corrcoef(annual[ok].T)[np.triu_indices(annual.shape[1], 1)]
+    return anomaly.std(axis=0), float(corr.mean())
+
+
+def test_years_share_their_normals_with_anomalies_of_the_set_size(loaded, other):
+    """Each year is the normals plus an anomaly of anomaly_sd degC; standardised, every year's is exactly that big."""
+    spreads, corr = _years(loaded)  # default: 0.7 degC, not standardised
+    assert corr > 0.9, corr  # 0.95 measured: the years are near copies of the normals (sd of Bio1 about 3.4 K)
+    assert 0.2 < spreads.mean() < 0.7, spreads  # a smooth field over a finite region spreads less than its nominal sd
+    assert spreads.max() / spreads.min() > 1.4, spreads  # as in real series, some years are more anomalous than others
+    spreads, corr_wide = _years(other)  # 2.1 degC, standardised (version 2's choice, at another size)
+    np.testing.assert_allclose(spreads, np.hypot(2.1, 0.45 / np.sqrt(12)), rtol=0.05)  # plus the monthly site noise
+    assert corr_wide < corr - 0.2, (corr_wide, corr)
+
+
+def test_landsat_echo_follows_its_setting(loaded, other):
+    """Quarter-3 NDVI of the heatwave year drops by (1 - NDVI^2) * landsat_echo per unit h; at 0 it does not move."""
+    for data, echo in ((loaded, SynthSettings().landsat_echo), (other, 0.0)):
+        y, h = data["truth"]["heatwave_year"] - 2000, data["sites"]["heatwave_h"].to_numpy()
+        red, nir = (data["landsat"][:, band, 2, :].astype(np.float64) for band in (0, 3))
+        ndvi = (nir - red) / (nir + red)  # (n, 21) quarter 3
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            annual = np.nanmean(tas[:, year], axis=1)
-        ok = np.isfinite(annual)
-        fit = np.polyval(np.polyfit(bio1[ok], annual[ok], 1), bio1[ok])
-        spreads.append(float((annual[ok] - fit).std()))
-    assert max(spreads) / min(spreads) < 1.6, spreads
+            drop = ndvi[:, y] - np.nanmean(np.delete(ndvi, y, axis=1), axis=1)
+            level = np.nanmean(ndvi)
+        ok = np.isfinite(drop)
+        slope = np.polyfit(h[ok], drop[ok], 1)[0]
+        assert slope == pytest.approx(-(1 - level**2) * echo, abs=max(0.2 * echo, 0.01)), (echo, slope)
+        assert data["truth"]["heatwave"]["landsat_nir_log_per_h"] == -echo
+        if echo:
+            assert _corr(drop, h) < -0.7  # -0.86 measured: clearly visible
+        else:
+            assert abs(_corr(drop, h)) < 0.2
+
+
+def test_drivers_of_different_modalities_correlate_as_set(loaded, other):
+    """Each coupled driver correlates with its partner in another modality at modality_correlation (0: not at all)."""
+    for data, rho in ((loaded, SynthSettings().modality_correlation), (other, 0.0)):
+        truth, sites, bio12 = data["truth"], data["sites"], data["bio"]["Bio12"].to_numpy()
+        soil = pd.read_csv(data["raw"] / list(TABULAR)[2]).set_index("surveyId").reindex(sites["surveyId"])
+        pairs = {p["driver"]: p["correlation"] for p in truth["modality_correlation"]["pairs"]}
+        assert truth["modality_correlation"]["rho"] == rho == truth["settings"]["modality_correlation"]
+        assert pairs["landsat_vegetation"] == pytest.approx(rho, abs=1e-3)
+        assert pairs["moisture"] == pytest.approx(rho, abs=1e-3)
+        assert _corr(sites["moisture"].to_numpy(), bio12) == pytest.approx(rho, abs=0.05)  # written Bio12
+        assert -_corr(soil["Soilgrid-phh2o"].to_numpy(), bio12) == pytest.approx(rho, abs=0.05)
+        assert -_corr(sites["heatwave_h"].to_numpy(), bio12) == pytest.approx(rho, abs=0.1)
+        assert _corr(sites["ndvi"].to_numpy(), sites["landsat_vegetation"].to_numpy()) == pytest.approx(rho, abs=0.15)
+    # truth.json says what the coupling lets other modalities see: moisture through Bio12 in tabular.
+    assert loaded["truth"]["visibility"]["moisture"]["tabular"] > 0.05
+    assert other["truth"]["visibility"]["moisture"]["tabular"] < 0.03
 
 
 def test_heatwave_species_avoid_hot_summers(loaded):
@@ -281,7 +351,7 @@ def test_heatwave_species_avoid_hot_summers(loaded):
     assert max(corrs) < 0 and np.mean(corrs) < -0.25
 
 
-def test_ndvi_species_need_red_and_nir_jointly(loaded, raw):
+def test_ndvi_species_need_red_and_nir_jointly(loaded):
     ndvi, red, nir = _patch_readouts(loaded["patches"])
     driver = loaded["sites"]["ndvi"].to_numpy()
     assert _corr(ndvi, driver) > 0.99
@@ -295,17 +365,10 @@ def test_ndvi_species_need_red_and_nir_jointly(loaded, raw):
         with_nir.append(abs(_corr(nir, y)))
     assert min(with_ndvi) > 0.2 and np.mean(with_ndvi) > 0.35
     assert np.mean(with_red) < 0.5 * np.mean(with_ndvi) and np.mean(with_nir) < 0.5 * np.mean(with_ndvi)
-    # NDVI is unique to the image: unrelated to the tabular data and to the heatwave.
-    truth_ndvi = loaded["sites"].set_index("surveyId")["ndvi"]
-    for rel in TABULAR:
-        frame = pd.read_csv(raw / rel).set_index("surveyId").reindex(truth_ndvi.index)
-        for column in frame.columns:
-            assert abs(_corr(frame[column].to_numpy(), truth_ndvi.to_numpy())) < 0.3, column
-    assert abs(_corr(truth_ndvi.to_numpy(), loaded["sites"]["heatwave_h"].to_numpy())) < 0.3
 
 
-def test_moisture_species_follow_landsat_swir_only(loaded, raw):
-    """Moisture lowers SWIR in every year; its species follow it; no other modality shows it."""
+def test_moisture_species_follow_landsat_swir(loaded):
+    """Moisture lowers SWIR in every year; its species follow it."""
     truth, sites = loaded["truth"], loaded["sites"]
     moisture = sites["moisture"].to_numpy()
     with warnings.catch_warnings():
@@ -316,14 +379,20 @@ def test_moisture_species_follow_landsat_swir_only(loaded, raw):
         if sp["role"] == "moisture":
             corr = _corr(moisture, loaded["presence"][sp["speciesId"]].to_numpy(float))
             assert np.sign(corr) == np.sign(sp["effects"][0]["coef"]) and abs(corr) > 0.2
-    for rel in TABULAR:
-        frame = pd.read_csv(raw / rel).set_index("surveyId").reindex(sites["surveyId"])
-        for column in frame.columns:
-            assert abs(_corr(frame[column].to_numpy(), moisture)) < 0.3, column
-    tas = np.nanmean(loaded["climate"][:, 1], axis=(1, 2))
-    assert abs(_corr(tas, moisture)) < 0.3
-    assert abs(_corr(sites["ndvi"].to_numpy(), moisture)) < 0.3
-    assert abs(_corr(sites["heatwave_h"].to_numpy(), moisture)) < 0.3
+
+
+def test_decoupled_ndvi_and_moisture_show_through_their_own_modality_only(other):
+    """At modality_correlation 0 (version 2's design) no tabular column, nor climate, shows NDVI or moisture."""
+    sites = other["sites"]
+    tas = np.nanmean(other["climate"][:, 1], axis=(1, 2))
+    for driver in ("ndvi", "moisture"):
+        values = sites[driver].to_numpy()
+        for rel in TABULAR:
+            frame = pd.read_csv(other["raw"] / rel).set_index("surveyId").reindex(sites["surveyId"])
+            for column in frame.columns:
+                assert abs(_corr(frame[column].to_numpy(), values)) < 0.3, (driver, column)
+        assert abs(_corr(tas, values)) < 0.3 and abs(_corr(sites["heatwave_h"].to_numpy(), values)) < 0.3
+    assert abs(_corr(sites["ndvi"].to_numpy(), sites["moisture"].to_numpy())) < 0.3
 
 
 def test_bio1_species_follow_their_sign(loaded):
@@ -348,9 +417,69 @@ def test_decorrelate_removes_chance_correlation():
     np.testing.assert_array_equal(fields.decorrelate(latent[:40], others[:40]), latent[:40])  # too few sites
 
 
-# ----------------------------------------------------- determinism, atomicity
+# ------------------------------------------------------------------ null mode
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_null_mode_writes_the_planted_inputs(null_pair):
+    planted, null = (_files(root) for root in null_pair)
+    assert planted.keys() == null.keys()
+    differ = sorted(k for k in planted if planted[k] != null[k])
+    assert differ == ["GLC25_PA_metadata_train.csv", "truth.json"]  # labels and their record; not truth_sites.csv
+
+
+def test_null_labels_ignore_the_nulled_drivers(null_pair):
+    """Would-be heatwave and NDVI species follow neither h nor NDVI; every other species keeps its labels."""
+    planted, null = (_load(root) for root in null_pair)
+    truth = null["truth"]
+    drivers = {"heatwave": null["sites"]["heatwave_h"].to_numpy(), "ndvi": null["sites"]["ndvi"].to_numpy()}
+    nulled = [sp for sp in truth["species"] if sp["role"] == "null"]
+    assert sorted(sp["speciesId"] for sp in nulled) == truth["null_species"]
+    would_be = planted["truth"]["heatwave_species"] + planted["truth"]["ndvi_species"]
+    assert sorted(truth["null_species"]) == sorted(would_be)
+    for sp in nulled:
+        sid, driver = sp["speciesId"], drivers[sp["null_of"]]
+        # 400 sites: |r| of independent labels is about 0.05 (0.11 at most over six seeds); planted |r| is 0.39 or more.
+        assert abs(_corr(null["presence"][sid].to_numpy(float), driver)) < 0.2, sp
+        assert abs(_corr(planted["presence"][sid].to_numpy(float), driver)) > 0.3, sp
+    kept = [sp["speciesId"] for sp in truth["species"] if sp["role"] != "null"]
+    changed = int((planted["presence"][kept] != null["presence"][kept]).to_numpy().sum())
+    assert changed <= planted["truth"]["n_forced_presences"] + truth["n_forced_presences"]  # only forced presences move
+
+
+def test_truth_records_settings_and_nulls(loaded, other, null_pair):
+    assert loaded["truth"]["settings"] == SynthSettings().record()
+    assert other["truth"]["settings"] == SynthSettings(**OTHER_END).record()
+    assert loaded["truth"]["settings"]["standardize_anomalies"] is False
+    truth = json.loads((null_pair[1] / "truth.json").read_text())
+    assert truth["null_effects"] == truth["settings"]["null_effects"] == ["heatwave", "ndvi"]
+    assert truth["heatwave_species"] == [] and truth["ndvi_species"] == [] and truth["n_species"] == 12
+    assert all(e["type"] not in ("heatwave", "ndvi") for sp in truth["species"] for e in sp["effects"])
+    for sp in truth["species"]:
+        assert (sp["role"] == "null") == (sp["effects"] == [])
+        assert 0.08 <= sp["prevalence"] <= 0.65
+    assert {"heatwave", "ndvi"} == {sp["null_of"] for sp in truth["species"] if sp["role"] == "null"}
+
+
+def test_data_synth_command_takes_the_settings(tmp_path, capsys):
+    out = tmp_path / "raw"
+    argv = ["data", "synth", "--out", str(out), "--sites", "30", "--species", "6", "--quiet", "--anomaly-sd", "1.5",
+            "--landsat-echo", "0", "--modality-correlation", "0.2", "--standardize-anomalies",
+            "--null-effects", "heatwave,ndvi"]
+    assert main(argv) == 0
+    settings = json.loads((out / "truth.json").read_text())["settings"]
+    assert settings == SynthSettings(anomaly_sd=1.5, standardize_anomalies=True, landsat_echo=0.0,
+                                     modality_correlation=0.2, null_effects=("heatwave", "ndvi")).record()
+    capsys.readouterr()
+    for bad in (["--null-effects", "heatwave,nope"], ["--modality-correlation", "1"], ["--anomaly-sd", "nan"]):
+        assert main(["data", "synth", "--out", str(tmp_path / "bad"), "--sites", "30", *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("miam-explain: error:") and bad[0] in err, err
+    assert not (tmp_path / "bad").exists()
+
+
+# ----------------------------------------------------- determinism, atomicity
 
 
 def test_same_seed_gives_identical_files(tmp_path):
@@ -365,12 +494,15 @@ def test_same_seed_gives_identical_files(tmp_path):
 @pytest.mark.parametrize(
     "kwargs",
     [{"n_sites": 5}, {"n_sites": 20.5}, {"n_species": 3}, {"heatwave_year": 1999}, {"heatwave_year": 2019},
-     {"seed": -1}, {"n_sites": True}],
+     {"seed": -1}, {"n_sites": True}, {"anomaly_sd": -0.1}, {"anomaly_sd": float("nan")}, {"anomaly_sd": "0.7"},
+     {"anomaly_sd": 6}, {"landsat_echo": -0.01}, {"landsat_echo": 0.6}, {"modality_correlation": 1.0},
+     {"modality_correlation": True}, {"standardize_anomalies": "yes"}, {"null_effects": "heatwave"},
+     {"null_effects": ("heatwave", "nope")}, {"null_effects": ("ndvi", "ndvi")}],
 )
 def test_bad_arguments_raise_config_error(tmp_path, kwargs):
     with pytest.raises(ConfigError) as info:
         synthesize(tmp_path / "out", progress=False, **kwargs)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and next(iter(kwargs)) in str(info.value)
     assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
 
 

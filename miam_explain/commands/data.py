@@ -8,6 +8,15 @@ from pathlib import Path
 __all__ = ["register"]
 
 
+#: Realism options passed on to ``synthesize`` only when given (so its defaults are the only ones).
+_REALISM: tuple[str, ...] = ("anomaly_sd", "standardize_anomalies", "landsat_echo", "modality_correlation")
+
+
+def _effect_list(text: str) -> tuple[str, ...]:
+    """``"heatwave,ndvi"`` -> ``("heatwave", "ndvi")`` (the names are checked by ``synthesize``)."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``data`` command and its sub-commands."""
     parser = subparsers.add_parser("data", help="synthesise, prepare and inspect datasets")
@@ -19,6 +28,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--species", type=int, default=24, help="number of species (default 24)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--heatwave-year", type=int, default=2003, help="year of the planted heatwave (default 2003)")
+    realism = synth.add_argument_group(
+        "realism settings", "left out, each takes the realistic default of synthesize (docs/synthetic.md says why)")
+    realism.add_argument("--anomaly-sd", type=float, default=argparse.SUPPRESS,
+                         help="size in degC of each year's climate anomaly around the normals")
+    realism.add_argument("--standardize-anomalies", action="store_true", default=argparse.SUPPRESS,
+                         help="give every year's anomaly field the same spread (as generator version 2 did)")
+    realism.add_argument("--landsat-echo", type=float, default=argparse.SUPPRESS,
+                         help="heatwave echo in Landsat quarter 3, log-factor per unit intensity; 0 = none")
+    realism.add_argument("--modality-correlation", type=float, default=argparse.SUPPRESS,
+                         help="correlation between drivers seen by different modalities; 0 = decorrelated")
+    realism.add_argument("--null-effects", type=_effect_list, default=(), metavar="EFFECT[,EFFECT...]",
+                         help="effects no species responds to (null mode), e.g. heatwave,ndvi; "
+                         "the input files stay those of the planted run")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=_synth)
@@ -61,10 +83,13 @@ def _synth(args: argparse.Namespace) -> None:
         n_species=args.species,
         seed=args.seed,
         heatwave_year=args.heatwave_year,
+        null_effects=args.null_effects,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        **{name: getattr(args, name) for name in _REALISM if hasattr(args, name)},
     )
-    print(f"wrote synthetic GeoPlant raw data ({args.sites} sites, {args.species} species) to {out}")
+    nulls = f", null effects: {','.join(args.null_effects)}" if args.null_effects else ""
+    print(f"wrote synthetic GeoPlant raw data ({args.sites} sites, {args.species} species{nulls}) to {out}")
 
 
 def _prepare(args: argparse.Namespace) -> None:

@@ -261,11 +261,21 @@ class MiamModel(nn.Module):
         if rows is None:
             rows = torch.arange(n, device=keep.device)
         counts = keep.sum(dim=1)
-        order = torch.argsort(counts, stable=True)
         out = tokens.new_empty((n, self.config.n_outputs))
+        if not self.training and bool((counts == 0).any()):
+            # nothing visible: every such row is the same input (the mask token alone), so compute it once and give
+            # all of them the very same logits; batched with other rows they would differ in the last bits, and
+            # those exact ties (sites whose data is all missing) would then break one way or the other in an AUC
+            empty = counts == 0
+            first = torch.nonzero(empty)[:1, 0]
+            out[empty] = self._collapsed_bucket(tokens, rows[first], keep[first], counts[first])
+            rows, keep, counts, index = rows[~empty], keep[~empty], counts[~empty], torch.nonzero(~empty)[:, 0]
+        else:
+            index = torch.arange(n, device=keep.device)
+        order = torch.argsort(counts, stable=True)
         for start, stop in _buckets(counts[order].tolist(), bucket_size):
             chosen = order[start:stop]
-            out[chosen] = self._collapsed_bucket(tokens, rows[chosen], keep[chosen], counts[chosen])
+            out[index[chosen]] = self._collapsed_bucket(tokens, rows[chosen], keep[chosen], counts[chosen])
         return _finite(out)
 
     def _collapsed_bucket(

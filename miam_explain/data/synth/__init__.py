@@ -12,18 +12,24 @@ Presence of species ``s`` at site ``i`` is Bernoulli with
 
 where ``z_e`` are standardised drivers (Bio1, heatwave intensity, patch NDVI,
 a soil variable, a land-cover indicator, Landsat moisture) and ``g_s`` a
-smooth spatial random effect. Each driver is built so that it is visible
-through known modalities only:
+smooth spatial random effect. Each driver is planted in known modalities:
 
 * Bio1: tabular (``Bio1``) and climate (mean ``tas``);
 * heatwave intensity ``h``: year ``heatwave_year`` of the climate cube (summer
-  months) and of the Landsat cube (quarter 3) only;
-* NDVI: the Sentinel-2 patch only, through red and NIR *jointly*;
-* site moisture: the Landsat SWIR bands only (every year);
-* soil and land cover: tabular only.
+  months) and of the Landsat cube (quarter 3);
+* NDVI: the Sentinel-2 patch, through red and NIR *jointly*;
+* site moisture: the Landsat SWIR bands (every year);
+* soil and land cover: tabular.
+
+Realism settings (``anomaly_sd``, ``standardize_anomalies``, ``landsat_echo``,
+``modality_correlation``) default to what real data look like; with
+``modality_correlation > 0`` other modalities show part of a driver, which
+``truth.json`` measures. Null mode (``null_effects``) writes the same inputs
+with no species responding to the named effects.
 
 Modules: :mod:`~miam_explain.data.synth.params` (the model's numbers),
-:mod:`~miam_explain.data.synth.fields` (smooth fields, decorrelation),
+:mod:`~miam_explain.data.synth.settings` (realism settings and null effects),
+:mod:`~miam_explain.data.synth.fields` (smooth fields, decorrelation, coupling),
 :mod:`~miam_explain.data.synth.world` (sites and per-site drivers),
 :mod:`~miam_explain.data.synth.observations` (cubes and patches, chunk by chunk),
 :mod:`~miam_explain.data.synth.species` (roles, effects, labels),

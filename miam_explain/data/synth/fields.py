@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 __all__ = [
+    "couple",
     "decorrelate",
     "mixed",
     "quiet",
@@ -101,6 +102,30 @@ def decorrelate(latent: np.ndarray, against: np.ndarray) -> np.ndarray:
     resid = y - design @ coef
     scale = y.std(axis=0) / np.where(resid.std(axis=0) > 0, resid.std(axis=0), 1.0)
     return (y.mean(axis=0) + resid * scale).reshape(latent.shape)
+
+
+def couple(latent: np.ndarray, partner: np.ndarray, rho: float) -> np.ndarray:
+    """Mix a latent driver with a partner quantity so that their correlation is about ``rho``.
+
+    ``latent`` becomes ``sqrt(1 - rho^2) * z(latent) + rho * z(partner)``,
+    restandardised and brought back to the mean and sd of ``latent``
+    (``z`` standardises over the sites). When ``latent`` was decorrelated
+    from ``partner`` (:func:`decorrelate`), the sample correlation is exactly
+    ``rho``. ``rho = 0`` returns ``latent`` itself.
+
+    Args:
+        latent: ``(n,)`` latent values.
+        partner: ``(n,)`` the quantity of another modality to correlate with (its sign sets the direction).
+        rho: Target correlation in ``[0, 1)``.
+
+    Returns:
+        ``(n,)`` array with the mean and sd of ``latent``.
+    """
+    if rho == 0:
+        return latent
+    z, mean, sd = standardize(latent)
+    mix, _, _ = standardize(math.sqrt(1.0 - rho**2) * z + rho * standardize(partner)[0])
+    return mean + sd * mix
 
 
 def standardize(x: np.ndarray) -> tuple[np.ndarray, float, float]:

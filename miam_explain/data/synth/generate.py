@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from miam_explain.data.synth.observations import (
     patch_features,
     sentinel_patches,
 )
+from miam_explain.data.synth.settings import SynthSettings
 from miam_explain.data.synth.species import build_species, draw_labels, spatial_effects
 from miam_explain.data.synth.tables import metadata_table, tabular_tables
 from miam_explain.data.synth.truth import modality_signal, truth_document, truth_sites
@@ -68,16 +70,17 @@ def _validate(n_sites: int, n_species: int, seed: int, heatwave_year: int) -> No
 
 
 def _write_chunk(root: Path, rngs: dict[str, np.random.Generator], sites: Sites, features: Features,
-                 idx: np.ndarray, heatwave_year: int) -> None:
+                 idx: np.ndarray, heatwave_year: int, settings: SynthSettings) -> None:
     """Generate and write the per-site files (TIFF, two cubes) of one chunk, and record its readouts."""
-    climate = climate_cubes(rngs["climate"], sites, idx, heatwave_year)
-    landsat = landsat_cubes(rngs["landsat"], sites, idx, heatwave_year)
+    climate = climate_cubes(rngs["climate"], sites, idx, heatwave_year, settings)
+    landsat = landsat_cubes(rngs["landsat"], sites, idx, heatwave_year, settings.landsat_echo)
     patches, ndvi = sentinel_patches(rngs["patch"], sites, idx)
     add_clouds(rngs["patch"], patches, sites.cloud[idx])
     add_series_gaps(rngs["gaps"], climate, sites.climate_gap[idx])
     add_series_gaps(rngs["gaps"], landsat, sites.landsat_gap[idx])
     features.ndvi[idx] = ndvi
-    features.clim_tas_mean[idx], features.clim_heat[idx] = climate_features(climate, heatwave_year)
+    features.clim_tas_mean[idx], features.clim_pr_mean[idx], features.clim_heat[idx] = climate_features(
+        climate, heatwave_year)
     features.landsat_heat[idx], features.landsat_mean[idx] = landsat_features(landsat, heatwave_year)
     seen_ndvi, seen_red = patch_features(patches)
     tiff_missing, landsat_missing = sites.tiff_missing[idx], sites.landsat_missing[idx]
@@ -95,8 +98,14 @@ def _write_chunk(root: Path, rngs: dict[str, np.random.Generator], sites: Sites,
 
 
 def synthesize(out: str | os.PathLike, *, n_sites: int = 2000, n_species: int = 24, seed: int = 0,
-               heatwave_year: int = 2003, overwrite: bool = False, progress: bool = True) -> Path:
+               heatwave_year: int = 2003, anomaly_sd: float = SynthSettings.anomaly_sd,
+               standardize_anomalies: bool = False, landsat_echo: float = SynthSettings.landsat_echo,
+               modality_correlation: float = SynthSettings.modality_correlation,
+               null_effects: Sequence[str] = (), overwrite: bool = False, progress: bool = True) -> Path:
     """Write a synthetic GeoPlant raw folder (GLC25 layout) with planted effects and ``truth.json``.
+
+    The realism settings default to what real data look like (``docs/synthetic.md``, "Realism
+    settings"); :class:`~miam_explain.data.synth.settings.SynthSettings` documents each one.
 
     Args:
         out: Folder to create (written atomically: it appears complete or not at all).
@@ -104,6 +113,14 @@ def synthesize(out: str | os.PathLike, *, n_sites: int = 2000, n_species: int = 
         n_species: Number of species (>= 6).
         seed: Seed of ``numpy.random.default_rng``; the same seed gives byte-identical files.
         heatwave_year: Year of the heatwave (2000..2018).
+        anomaly_sd: Size (degC) of each year's regional temperature anomaly around the normals (0..5).
+        standardize_anomalies: Give each year's anomaly field zero mean and unit sd over the sites
+            (generator version 2 did).
+        landsat_echo: Heatwave echo in Landsat quarter 3, log-factor per unit intensity (0..0.5; 0 = none).
+        modality_correlation: Correlation planted between drivers seen by different modalities
+            (0..0.9; 0 = decorrelated, as in version 2).
+        null_effects: Effect types no species responds to (null mode), e.g. ``("heatwave", "ndvi")``; the
+            input files stay those of the planted run with the same arguments, only labels and truth change.
         overwrite: Replace ``out`` if it exists.
         progress: Show a progress bar over sites.
 
@@ -117,19 +134,22 @@ def synthesize(out: str | os.PathLike, *, n_sites: int = 2000, n_species: int = 
     from tqdm.auto import tqdm
 
     _validate(n_sites, n_species, seed, heatwave_year)
+    settings = SynthSettings(anomaly_sd=anomaly_sd, standardize_anomalies=standardize_anomalies,
+                             landsat_echo=landsat_echo, modality_correlation=modality_correlation,
+                             null_effects=null_effects)
     streams = dict(zip(_STREAMS, np.random.default_rng(seed).spawn(len(_STREAMS))))
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.mkdir()
         for path in survey_paths(tmp, 0)[1:]:
             path.parent.mkdir(parents=True)
-        sites = make_sites(streams, n_sites)
-        species = build_species(streams["species"], n_species)
+        sites = make_sites(streams, n_sites, settings)
+        species = build_species(streams["species"], n_species, settings.null_effects)
         spatial = spatial_effects(streams["spatial"], sites.xy, n_species)
         features = Features.empty(n_sites)
         with tqdm(total=n_sites, desc="synth", unit="site", disable=not progress) as bar:
             for start in range(0, n_sites, _CHUNK):
                 idx = np.arange(start, min(start + _CHUNK, n_sites))
-                _write_chunk(tmp, streams, sites, features, idx, heatwave_year)
+                _write_chunk(tmp, streams, sites, features, idx, heatwave_year, settings)
                 bar.update(len(idx))
         presence, contributions, n_forced = draw_labels(streams["labels"], species, sites, features, spatial)
         metadata = metadata_table(streams["metadata"], sites, presence, np.array([sp["speciesId"] for sp in species]))
@@ -138,6 +158,7 @@ def synthesize(out: str | os.PathLike, *, n_sites: int = 2000, n_species: int = 
         write_csvs(tmp, tables)
         truth_sites(sites, features).to_csv(tmp / "truth_sites.csv", index=False)
         signal, table = modality_signal(species, contributions, sites, features, tables)
-        truth = truth_document(species, signal, table, sites, tables, n_forced, seed, heatwave_year, spatial)
+        truth = truth_document(species, signal, table, sites, features, tables, n_forced=n_forced, seed=seed,
+                               heatwave_year=heatwave_year, spatial=spatial, settings=settings)
         (tmp / "truth.json").write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
     return Path(out)

@@ -24,21 +24,21 @@ from miam_explain.data.glc.layout import (
 from miam_explain.data.synth.fields import quiet
 from miam_explain.data.synth.params import (
     BLUE_BASE,
+    ECHO_PATTERN,
     GREEN_BASE,
     HEATWAVE_MONTHS,
     HEATWAVE_QUARTER,
-    HW_NIR_LOG,
     HW_PR_LOG,
-    HW_SWIR1_LOG,
-    HW_SWIR2_LOG,
     HW_TAS,
     HW_TASMAX,
     HW_TASMIN,
     RN_BASE,
 )
+from miam_explain.data.synth.settings import SynthSettings
 from miam_explain.data.synth.world import Sites
 
 __all__ = [
+    "ECHO_BANDS",
     "Features",
     "add_clouds",
     "add_series_gaps",
@@ -49,6 +49,9 @@ __all__ = [
     "patch_features",
     "sentinel_patches",
 ]
+
+#: Landsat bands of the heatwave readout (the bands the echo moves most), by index in LANDSAT_CHANNELS.
+ECHO_BANDS: tuple[int, ...] = tuple(LANDSAT_CHANNELS.index(b) for b in ("red", "nir", "swir1"))
 
 
 @dataclass
@@ -63,30 +66,34 @@ class Features:
     ndvi_seen: np.ndarray  # (n,) patch mean NDVI over non-nodata pixels of the written TIFF (NaN if none)
     red_seen: np.ndarray  # (n,) mean red of the written TIFF (NaN if none)
     clim_tas_mean: np.ndarray  # (n,) mean tas of the written cube, degC
+    clim_pr_mean: np.ndarray  # (n,) mean log precipitation of the written cube
     clim_heat: np.ndarray  # (n,) summer tas of heatwave year minus other summers, degC
-    landsat_heat: np.ndarray  # (n, 2) log nir / log swir1 anomaly of quarter 3 of the heatwave year
+    landsat_heat: np.ndarray  # (n, 3) log red / nir / swir1 anomaly of quarter 3 of the heatwave year
     landsat_mean: np.ndarray  # (n, 6) mean log reflectance per Landsat band over all years and quarters
 
     @classmethod
     def empty(cls, n: int) -> Features:
+        """Features of ``n`` sites, all NaN until the chunks fill them."""
         nan = np.full(n, np.nan)
-        return cls(nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy(), np.full((n, 2), np.nan),
-                   np.full((n, len(LANDSAT_CHANNELS)), np.nan))
+        return cls(nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy(),
+                   np.full((n, len(ECHO_BANDS)), np.nan), np.full((n, len(LANDSAT_CHANNELS)), np.nan))
 
 
-def climate_cubes(rng: np.random.Generator, sites: Sites, idx: np.ndarray, heatwave_year: int) -> np.ndarray:
+def climate_cubes(rng: np.random.Generator, sites: Sites, idx: np.ndarray, heatwave_year: int,
+                  settings: SynthSettings) -> np.ndarray:
     """Monthly climate cubes of some sites, in the units of the real GLC cubes.
 
-    ``tas = baseline + 0.03 K/yr trend + regional year anomaly + Europe-wide
-    monthly anomaly + noise``; tasmin/tasmax follow with the diurnal range;
-    precipitation gets log-normal anomalies. The heatwave adds ``HW_* x h`` to
-    the summer months of ``heatwave_year`` only.
+    ``tas = normals + 0.03 K/yr trend + anomaly_sd x regional year anomaly +
+    Europe-wide monthly anomaly + noise``; tasmin/tasmax follow with the
+    diurnal range; precipitation gets log-normal anomalies (``pr_anomaly_sd``).
+    The heatwave adds ``HW_* x h`` to the summer months of ``heatwave_year`` only.
 
     Args:
         rng: The ``climate`` stream.
         sites: All sites.
         idx: ``(c,)`` indices of the sites of this chunk.
         heatwave_year: Year of the heatwave.
+        settings: The realism settings (``anomaly_sd``).
 
     Returns:
         ``(c, 4, 19, 12)`` float32: pr (0.01 mm/month), tas, tasmin, tasmax
@@ -94,13 +101,15 @@ def climate_cubes(rng: np.random.Generator, sites: Sites, idx: np.ndarray, heatw
     """
     c, n_years = len(idx), len(CLIMATE_YEARS)
     trend = 0.03 * (np.asarray(CLIMATE_YEARS) - 1995.0)
-    anomaly = (trend[None, :, None] + 0.6 * sites.year_fields[idx][:, :, None] + sites.month_anomaly[None]
+    anomaly = (trend[None, :, None] + settings.anomaly_sd * sites.year_fields[idx][:, :, None]
+               + sites.month_anomaly[None]
                + 0.45 * rng.standard_normal((c, n_years, 12)))
     tas = sites.tas[idx][:, None, :] + anomaly
     half_dtr = ((sites.tasmax - sites.tasmin)[idx] / 2.0)[:, None, :]
     tasmax = tas + half_dtr + 0.3 * rng.standard_normal((c, n_years, 12))
     tasmin = tas - half_dtr + 0.3 * rng.standard_normal((c, n_years, 12))
-    log_pr = 0.15 * sites.year_pr_fields[idx][:, :, None] + 0.35 * rng.standard_normal((c, n_years, 12)) - 0.06
+    log_pr = (settings.pr_anomaly_sd * sites.year_pr_fields[idx][:, :, None]
+              + 0.35 * rng.standard_normal((c, n_years, 12)) - 0.06)
     y = heatwave_year - CLIMATE_YEARS[0]
     months = [m - 1 for m in HEATWAVE_MONTHS]
     h = sites.heatwave[idx][:, None]
@@ -113,18 +122,20 @@ def climate_cubes(rng: np.random.Generator, sites: Sites, idx: np.ndarray, heatw
     return np.round(cube).astype(np.float32)
 
 
-def landsat_cubes(rng: np.random.Generator, sites: Sites, idx: np.ndarray, heatwave_year: int) -> np.ndarray:
+def landsat_cubes(rng: np.random.Generator, sites: Sites, idx: np.ndarray, heatwave_year: int,
+                  echo: float) -> np.ndarray:
     """Quarterly Landsat cubes of some sites (0..255 reflectance scale, integers like the real data).
 
     Seasonal cycle per band, a per-(site, year) log-normal anomaly and
-    per-value noise. In quarter 3 of ``heatwave_year`` NIR drops and SWIR rises
-    with ``h``.
+    per-value noise. In quarter 3 of ``heatwave_year`` each band moves by
+    ``echo x ECHO_PATTERN[band] x h`` in log units (red and SWIR up, NIR down).
 
     Args:
         rng: The ``landsat`` stream.
         sites: All sites.
         idx: ``(c,)`` indices of the sites of this chunk.
         heatwave_year: Year of the heatwave.
+        echo: The echo strength (``landsat_echo``); 0 leaves the heatwave out of Landsat.
 
     Returns:
         ``(c, 6, 4, 21)`` float32, band x quarter x year.
@@ -138,9 +149,9 @@ def landsat_cubes(rng: np.random.Generator, sites: Sites, idx: np.ndarray, heatw
                  + 0.04 * rng.standard_normal((c, 1, 1, n_years)) + 0.05 * rng.standard_normal((c, 6, 4, n_years)))
     y, q = heatwave_year - LANDSAT_YEARS[0], HEATWAVE_QUARTER - 1
     h = sites.heatwave[idx]
-    log_value[:, 3, q, y] += HW_NIR_LOG * h
-    log_value[:, 4, q, y] += HW_SWIR1_LOG * h
-    log_value[:, 5, q, y] += HW_SWIR2_LOG * h
+    for band, factor in ECHO_PATTERN.items():
+        if echo * factor:
+            log_value[:, LANDSAT_CHANNELS.index(band), q, y] += echo * factor * h
     return np.clip(np.round(np.exp(log_value)), 1.0, 255.0).astype(np.float32)
 
 
@@ -242,29 +253,35 @@ def add_series_gaps(rng: np.random.Generator, cubes: np.ndarray, flagged: np.nda
 
 
 # ------------------------------------------------------------------ features
-def climate_features(cubes: np.ndarray, heatwave_year: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(mean tas degC (c,), heatwave-year summer tas minus other summers degC (c,))`` from written cubes."""
+def climate_features(cubes: np.ndarray, heatwave_year: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Readouts of written climate cubes ``(c, 4, 19, 12)``.
+
+    Returns:
+        ``(mean tas degC (c,), mean log precipitation (c,), heatwave-year summer tas minus other summers degC (c,))``.
+    """
     tas = cubes[:, 1].astype(np.float64) / 10.0 - 273.15  # (c, year, month)
     y = heatwave_year - CLIMATE_YEARS[0]
     summer = tas[:, :, [m - 1 for m in HEATWAVE_MONTHS]]
     others = np.delete(summer, y, axis=1)
-    with np.errstate(invalid="ignore"), quiet():
-        return np.nanmean(tas, axis=(1, 2)), np.nanmean(summer[:, y], axis=1) - np.nanmean(others, axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"), quiet():
+        log_pr = np.log(cubes[:, 0].astype(np.float64))
+        return (np.nanmean(tas, axis=(1, 2)), np.nanmean(log_pr, axis=(1, 2)),
+                np.nanmean(summer[:, y], axis=1) - np.nanmean(others, axis=(1, 2)))
 
 
 def landsat_features(cubes: np.ndarray, heatwave_year: int) -> tuple[np.ndarray, np.ndarray]:
     """Readouts of written Landsat cubes ``(c, 6, 4, 21)``.
 
     Returns:
-        ``(heat (c, 2), mean (c, 6))``: the log NIR and log SWIR1 anomaly of
-        quarter 3 of the heatwave year vs the other years, and the mean log
-        reflectance of each band over all quarters and years.
+        ``(heat (c, 3), mean (c, 6))``: the log red, NIR and SWIR1 anomaly of
+        quarter 3 of the heatwave year vs the other years (:data:`ECHO_BANDS`),
+        and the mean log reflectance of each band over all quarters and years.
     """
     y, q = heatwave_year - LANDSAT_YEARS[0], HEATWAVE_QUARTER - 1
-    heat = np.empty((cubes.shape[0], 2))
+    heat = np.empty((cubes.shape[0], len(ECHO_BANDS)))
     logs = np.log(cubes.astype(np.float64))
     with quiet():
-        for k, band in enumerate((3, 4)):
+        for k, band in enumerate(ECHO_BANDS):
             series = logs[:, band, q, :]
             heat[:, k] = series[:, y] - np.nanmean(np.delete(series, y, axis=1), axis=1)
         return heat, np.nanmean(logs, axis=(2, 3))

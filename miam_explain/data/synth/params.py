@@ -7,30 +7,34 @@ they belong to :mod:`miam_explain.data.glc.layout`, shared with the reader.
 from __future__ import annotations
 
 __all__ = [
+    "ANOMALY_SD",
     "BLUE_BASE",
     "BRIGHTNESS_SIGMA",
     "CLOUD_BLOB_RATE",
     "CLOUD_FULL_RATE",
+    "COUPLINGS",
+    "ECHO_PATTERN",
     "EFFECT_MODALITIES",
     "GENERATOR_VERSION",
     "GREEN_BASE",
     "HEATWAVE_MONTHS",
     "HEATWAVE_QUARTER",
-    "HW_NIR_LOG",
     "HW_PR_LOG",
-    "HW_SWIR1_LOG",
-    "HW_SWIR2_LOG",
     "HW_TAS",
     "HW_TASMAX",
     "HW_TASMIN",
+    "LANDCOVER_GREENNESS",
     "LANDCOVER_NAMES",
+    "LANDSAT_ECHO",
     "LANDSAT_MISSING_RATE",
     "MODALITIES",
+    "MODALITY_CORRELATION",
     "MOISTURE_SWIR1_LOG",
     "MOISTURE_SWIR2_LOG",
     "NDVI_LOC",
     "NDVI_SCALE",
     "PATCH_GRID",
+    "PR_ANOMALY_PER_DEGC",
     "RN_BASE",
     "SERIES_GAP_RATE",
     "SOIL_DRIVERS",
@@ -43,7 +47,9 @@ __all__ = [
 #: Bump when the generative model changes (recorded in truth.json).
 #: 2: Landsat moisture species, a stronger climate heatwave imprint and a weaker Landsat echo, stronger NDVI
 #: species and a wider red/NIR brightness spread (docs/synthetic.md, "Changes in version 2").
-GENERATOR_VERSION = 2
+#: 3: realism settings with realistic defaults (unstandardised yearly anomalies of a set size, a visible Landsat
+#: echo of the heatwave, correlated drivers across modalities) and null mode ("Changes in version 3").
+GENERATOR_VERSION = 3
 HEATWAVE_MONTHS: tuple[int, ...] = (6, 7, 8)
 HEATWAVE_QUARTER = 3
 #: Modality names, as the consolidated dataset names them.
@@ -67,9 +73,35 @@ EFFECT_MODALITIES: dict[str, tuple[str, ...]] = {
 SPATIAL_SD = 0.5
 TARGET_PREVALENCE = (0.15, 0.5)
 
-# Heatwave imprint per unit intensity h.
+# Heatwave imprint on the climate cube per unit intensity h (summer months of the heatwave year).
 HW_TAS, HW_TASMAX, HW_TASMIN, HW_PR_LOG = 3.5, 4.5, 2.5, -0.5  # degC, degC, degC, log-factor
-HW_NIR_LOG, HW_SWIR1_LOG, HW_SWIR2_LOG = -0.03, 0.02, 0.02  # log-factors, quarter 3 (a weak echo of the climate signal)
+
+# Realism settings: the defaults of synthesize (docs/synthetic.md, "Realism settings", says why each one).
+#: sd (degC) of each year's regional temperature anomaly field; the site normals (Bio1) span ~13 degC (sd ~3.4).
+ANOMALY_SD = 0.7
+#: sd of each year's precipitation anomaly field (log units) per degC of anomaly_sd: 0.175 at the default.
+PR_ANOMALY_PER_DEGC = 0.25
+#: Landsat echo of the heatwave: log-factor per unit h (and per band, times ECHO_PATTERN) in quarter 3.
+LANDSAT_ECHO = 0.10
+#: Sign and size of the echo per Landsat band, per unit of landsat_echo: a browning, drying canopy reflects
+#: more red and SWIR and less NIR (so NDVI drops by about 0.7 * landsat_echo * h).
+ECHO_PATTERN: dict[str, float] = {"red": 1.0, "nir": -1.0, "swir1": 2.0 / 3.0, "swir2": 2.0 / 3.0}
+#: Correlation planted between each coupled driver and its partner in another modality.
+MODALITY_CORRELATION = 0.4
+#: Coupled driver -> (partner, sign). Partners: bio1 and bio12 (the normals, seen by tabular and climate) and
+#: landsat_vegetation (the Landsat greenness latent). Land-cover scores take their sign per class from
+#: LANDCOVER_GREENNESS.
+COUPLINGS: dict[str, tuple[str, float]] = {
+    "landsat_vegetation": ("bio12", 1.0),  # greener where wetter
+    "moisture": ("bio12", 1.0),  # wet sites in wet climates
+    "soil_ph": ("bio12", -1.0),  # rain leaches the topsoil
+    "soil_organic_carbon": ("bio1", -1.0),  # slow decay where it is cold
+    "landcover": ("landsat_vegetation", 1.0),  # forests are green, fields and towns less so
+    "ndvi": ("landsat_vegetation", 1.0),  # two sensors see the same canopy
+    "heatwave": ("bio12", -1.0),  # dry soils heat up more (soil-moisture feedback)
+}
+#: Sign of each land-cover class's coupling to Landsat greenness (cropland .. bare or water).
+LANDCOVER_GREENNESS: tuple[float, ...] = (-1.0, 1.0, 1.0, 0.0, 0.0, 0.0, -1.0, -1.0)
 
 # Landsat site moisture: log-factors on SWIR1 / SWIR2 per unit sd of the moisture latent (water absorbs SWIR).
 MOISTURE_SWIR1_LOG, MOISTURE_SWIR2_LOG = -0.20, -0.25

@@ -5,7 +5,9 @@ Presence of species ``s`` at site ``i`` is Bernoulli with
 draws the roles and coefficients ``beta``, :func:`driver_values` gives the
 standardised drivers ``z``, :func:`spatial_effects` the smooth ``g`` and
 :func:`draw_labels` the intercepts ``a`` (matching each target prevalence) and
-the presences.
+the presences. In null mode (``null_effects``) the species of a null role
+respond to nothing but their spatial effect and intercept, and no species keeps
+an effect of a null type.
 """
 
 from __future__ import annotations
@@ -50,8 +52,20 @@ def assign_roles(rng: np.random.Generator, n_species: int) -> list[str]:
     return [roles[k] for k in rng.permutation(n_species)]
 
 
-def build_species(rng: np.random.Generator, n_species: int) -> list[dict]:
+def build_species(rng: np.random.Generator, n_species: int, null_effects: tuple[str, ...] = ()) -> list[dict]:
     """Species definitions: id, name, role and effects (coefficients; drivers are filled in later).
+
+    Everything is drawn as in the planted run, so that null mode changes no
+    other species and no random stream; then a species whose role is in
+    ``null_effects`` becomes role ``"null"`` with no effects (``null_of``
+    keeps the role it would have had), and the other species lose their
+    effects of a null type (a heatwave species' secondary Bio1 term when
+    ``bio1`` is null).
+
+    Args:
+        rng: The ``species`` stream.
+        n_species: Number of species.
+        null_effects: Effect types that no species responds to.
 
     Returns:
         One dict per species, sorted by ``speciesId``.
@@ -81,10 +95,13 @@ def build_species(rng: np.random.Generator, n_species: int) -> list[dict]:
         effects = [effect]
         if role == "heatwave":  # cold-adapted: also a weak negative response to Bio1
             effects.append({"type": "bio1", "coef": round(-float(rng.uniform(*_COEF_RANGES["heatwave_bio1"])), 4)})
-        species.append({
-            "speciesId": int(sid), "name": f"sp{int(sid):05d}_{role}", "role": role, "effects": effects,
-            "target_prevalence": round(float(rng.uniform(*TARGET_PREVALENCE)), 4), "spatial_sd": SPATIAL_SD,
-        })
+        record: dict = {"speciesId": int(sid), "name": f"sp{int(sid):05d}_{role}", "role": role}
+        if role in null_effects:
+            record.update(name=f"sp{int(sid):05d}_null", role="null", null_of=role)
+        record["effects"] = [e for e in effects if role not in null_effects and e["type"] not in null_effects]
+        record["target_prevalence"] = round(float(rng.uniform(*TARGET_PREVALENCE)), 4)
+        record["spatial_sd"] = SPATIAL_SD
+        species.append(record)
     return species
 
 

@@ -6,8 +6,10 @@ human footprint, the Landsat baseline and moisture, the Sentinel-2 brightness
 and NDVI latents, the heatwave intensity and the missing-data flags. Each
 driver mixes a smooth field with local noise and is decorrelated from the
 quantities of the other modalities, so it is visible through known modalities
-only. The images and cubes are drawn chunk by chunk later
-(:mod:`~miam_explain.data.synth.observations`).
+only; then, as far as :class:`~miam_explain.data.synth.settings.SynthSettings`
+asks (``modality_correlation``), it is coupled to a partner quantity of another
+modality (:data:`~miam_explain.data.synth.params.COUPLINGS`). The images and
+cubes are drawn chunk by chunk later (:mod:`~miam_explain.data.synth.observations`).
 """
 
 from __future__ import annotations
@@ -19,17 +21,21 @@ import numpy as np
 
 from miam_explain.data.glc.layout import CLIMATE_YEARS, N_LANDCOVER
 from miam_explain.data.synth.fields import (
+    couple,
     decorrelate,
     mixed,
     sigmoid,
     smooth_fields,
     softplus,
+    standardize,
     standardize_columns,
 )
 from miam_explain.data.synth.params import (
     BRIGHTNESS_SIGMA,
     CLOUD_BLOB_RATE,
     CLOUD_FULL_RATE,
+    COUPLINGS,
+    LANDCOVER_GREENNESS,
     LANDSAT_MISSING_RATE,
     MOISTURE_SWIR1_LOG,
     MOISTURE_SWIR2_LOG,
@@ -38,6 +44,7 @@ from miam_explain.data.synth.params import (
     SERIES_GAP_RATE,
     TIFF_MISSING_RATE,
 )
+from miam_explain.data.synth.settings import SynthSettings
 
 __all__ = [
     "Sites",
@@ -57,6 +64,13 @@ __all__ = [
 _LAT_RANGE = (40.0, 55.0)
 _LON_RANGE = (-5.0, 20.0)
 _COS_LAT = math.cos(math.radians(47.5))
+
+
+def _coupled(name: str, latent: np.ndarray, partners: dict[str, np.ndarray], rho: float,
+             sign: float = 1.0) -> np.ndarray:
+    """``latent`` coupled (correlation ``rho``) to its partner of :data:`COUPLINGS`, times ``sign``."""
+    source, direction = COUPLINGS[name]
+    return couple(latent, sign * direction * partners[source], rho)
 
 
 # ----------------------------------------------------------------- site state
@@ -82,11 +96,12 @@ class Sites:
     landcover: np.ndarray  # (n, 8) fractions, rows sum to 1
     landcover_class: np.ndarray  # (n,) int, dominant class 1..8
     heatwave: np.ndarray  # (n,) h >= 0
-    year_fields: np.ndarray  # (n, 19) regional temperature anomaly of each year (unit sd)
-    year_pr_fields: np.ndarray  # (n, 19) regional precipitation anomaly of each year (unit sd)
+    year_fields: np.ndarray  # (n, 19) regional temperature anomaly of each year, in units of anomaly_sd
+    year_pr_fields: np.ndarray  # (n, 19) regional precipitation anomaly of each year, in units of pr_anomaly_sd
     month_anomaly: np.ndarray  # (19, 12) Europe-wide monthly temperature anomaly, degC
     landsat_base: np.ndarray  # (n, 6) mean Landsat reflectance per band (0..255 scale)
     moisture: np.ndarray  # (n,) Landsat site moisture latent (unit sd), lowers SWIR
+    vegetation: np.ndarray  # (n,) Landsat vegetation (greenness) latent (unit sd), a nuisance
     ndvi_latent: np.ndarray  # (n,) atanh of the site NDVI
     brightness_rn: np.ndarray  # (n,) log-normal brightness shared by red and NIR
     brightness_gb: np.ndarray  # (n,) independent log-normal brightness of green and blue
@@ -175,23 +190,29 @@ def bioclim(tas: np.ndarray, tasmin: np.ndarray, tasmax: np.ndarray, pr: np.ndar
     return np.stack(columns, axis=1)
 
 
-def soil_table(rng: np.random.Generator, xy: np.ndarray, against: np.ndarray) -> np.ndarray:
-    """SoilGrids-like topsoil values (SoilGrids integer units), independent of climate.
+def soil_table(rng: np.random.Generator, xy: np.ndarray, against: np.ndarray, *, partners: dict[str, np.ndarray],
+               rho: float) -> np.ndarray:
+    """SoilGrids-like topsoil values (SoilGrids integer units), independent of climate but for the coupling.
 
     Sand, silt and clay (g/kg) sum to 1000; cec rises with clay and soc; bdod
     falls with soc. Each latent variable mixes a smooth field with local noise
-    and is decorrelated from ``against`` (see :func:`decorrelate`).
+    and is decorrelated from ``against`` (see :func:`decorrelate`); then the pH
+    and organic-carbon latents are coupled to their climate partners.
 
     Args:
         rng: The ``soil`` stream.
         xy: ``(n, 2)`` planar coordinates.
         against: ``(n, p)`` quantities of the other modalities (climate, Landsat).
+        partners: Standardised partner quantities by name (``bio1``, ``bio12``).
+        rho: The modality correlation.
 
     Returns:
         ``(n, 8)`` in :data:`~miam_explain.data.glc.layout.SOIL_COLUMNS` order.
     """
     f = smooth_fields(rng, xy, 5, 3.0)
     latent = decorrelate(np.stack([mixed(f[:, k], rng, 0.8) for k in range(5)], axis=1), against)
+    latent[:, 3] = _coupled("soil_ph", latent[:, 3], partners, rho)
+    latent[:, 4] = _coupled("soil_organic_carbon", latent[:, 4], partners, rho)
     texture = latent[:, :3]
     share = np.exp(0.7 * texture + np.array([0.4, 0.3, -0.5]))
     share /= share.sum(axis=1, keepdims=True)
@@ -206,23 +227,31 @@ def soil_table(rng: np.random.Generator, xy: np.ndarray, against: np.ndarray) ->
     return np.round(np.clip(table, 1.0, None))
 
 
-def landcover_table(rng: np.random.Generator, xy: np.ndarray, against: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def landcover_table(rng: np.random.Generator, xy: np.ndarray, against: np.ndarray, *,
+                    partners: dict[str, np.ndarray], rho: float) -> tuple[np.ndarray, np.ndarray]:
     """Fractions of 8 land-cover classes with one dominant class per site.
 
     The dominant class is the argmax of 8 smooth scores (decorrelated from
-    ``against``) plus Gumbel noise; it takes a fraction in U(0.5, 0.95), the
-    other classes share the rest (Dirichlet(0.7)).
+    ``against``, then coupled to Landsat greenness with the signs of
+    :data:`LANDCOVER_GREENNESS`) plus Gumbel noise; it takes a fraction in
+    U(0.5, 0.95), the other classes share the rest (Dirichlet(0.7)).
 
     Args:
         rng: The ``landcover`` stream.
         xy: ``(n, 2)`` planar coordinates.
         against: ``(n, p)`` quantities of the other modalities and of soil.
+        partners: Standardised partner quantities by name (``landsat_vegetation``).
+        rho: The modality correlation.
 
     Returns:
         ``(fractions (n, 8), dominant class (n,) in 1..8)``; rows sum to 1.
     """
     n = xy.shape[0]
-    scores = 1.2 * decorrelate(smooth_fields(rng, xy, N_LANDCOVER, 2.0), against) + rng.gumbel(size=(n, N_LANDCOVER))
+    smooth = decorrelate(smooth_fields(rng, xy, N_LANDCOVER, 2.0), against)
+    for k, sign in enumerate(LANDCOVER_GREENNESS):
+        if sign:
+            smooth[:, k] = _coupled("landcover", smooth[:, k], partners, rho, sign)
+    scores = 1.2 * smooth + rng.gumbel(size=(n, N_LANDCOVER))
     dominant = scores.argmax(axis=1)
     major = rng.uniform(0.5, 0.95, size=n)
     rest = rng.dirichlet(np.full(N_LANDCOVER - 1, 0.7), size=n) * (1.0 - major)[:, None]
@@ -245,54 +274,64 @@ def footprint_table(rng: np.random.Generator, xy: np.ndarray, landcover_class: n
     return np.round(np.stack([built1994, built2009, popdensity, roads], axis=1), 3)
 
 
-def heatwave_intensity(rng: np.random.Generator, xy: np.ndarray, against: np.ndarray) -> np.ndarray:
+def heatwave_intensity(rng: np.random.Generator, xy: np.ndarray, against: np.ndarray, *,
+                       partners: dict[str, np.ndarray], rho: float) -> np.ndarray:
     """Heatwave intensity ``h >= 0``: its own smooth field plus local (microclimate) noise.
 
     The local part (half of the variance) and the decorrelation from every
     other input (``against``, see :func:`decorrelate`) keep ``h`` from being
-    predictable from location or from any other modality.
+    predictable from location or from any other modality, up to its coupling
+    (``rho``) with the annual precipitation of the normals (drier, hotter).
 
     Args:
         rng: The ``heatwave`` stream.
         xy: ``(n, 2)`` planar coordinates.
         against: ``(n, p)`` every other per-site input quantity.
+        partners: Standardised partner quantities by name (``bio12``).
+        rho: The modality correlation.
 
     Returns:
         ``(n,)`` float64, mean about 1.
     """
     raw = decorrelate(mixed(smooth_fields(rng, xy, 1, 1.5)[:, 0], rng, math.sqrt(0.5)), against)
+    raw = _coupled("heatwave", raw, partners, rho)
     return softplus(1.3 * raw + 0.2)
 
 
-def landsat_baseline(rng: np.random.Generator, xy: np.ndarray, against: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean Landsat reflectance per band (0..255 scale, like the real cubes), and the site moisture latent.
+def landsat_baseline(rng: np.random.Generator, xy: np.ndarray, against: np.ndarray, *,
+                     partners: dict[str, np.ndarray], rho: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean Landsat reflectance per band (0..255 scale, like the real cubes), and its two latents.
 
     Two latent fields of its own set the band means: a vegetation field
     (a nuisance that drives no species) and a **moisture** field (local
     hydrology: wet soils and canopies absorb SWIR) that drives the moisture
     species. Both mix a smooth field with local noise and are decorrelated
-    from ``against``; moisture is decorrelated from vegetation too.
+    from ``against``; moisture is decorrelated from vegetation too. Then both
+    are coupled to the annual precipitation of the normals (``rho``).
 
     Args:
         rng: The ``landsat`` stream.
         xy: ``(n, 2)`` planar coordinates.
         against: ``(n, p)`` climate quantities the fields are decorrelated from.
+        partners: Standardised partner quantities by name (``bio12``).
+        rho: The modality correlation.
 
     Returns:
-        ``(base (n, 6) in LANDSAT_CHANNELS order, moisture (n,) standardised)``.
+        ``(base (n, 6) in LANDSAT_CHANNELS order, moisture (n,), vegetation (n,))``; the latents standardised.
     """
     veg = decorrelate(mixed(smooth_fields(rng, xy, 1, 2.0)[:, 0], rng, 0.5), against)
+    veg = _coupled("landsat_vegetation", veg, partners, rho)
     wet = decorrelate(mixed(smooth_fields(rng, xy, 1, 1.5)[:, 0], rng, 0.5), np.column_stack([against, veg]))
-    moisture = (wet - wet.mean()) / (wet.std() if wet.std() > 0 else 1.0)
+    moisture = standardize(_coupled("moisture", wet, partners, rho))[0]
     base = np.array([28.0, 32.0, 18.0, 75.0, 55.0, 30.0])
     slope = np.array([-0.25, -0.10, -0.05, 0.18, -0.10, -0.20])
     wet_slope = np.array([0.0, 0.0, 0.0, 0.0, MOISTURE_SWIR1_LOG, MOISTURE_SWIR2_LOG])
     brightness = np.exp(0.1 * rng.standard_normal(len(veg)))
     log_base = np.log(base)[None, :] + slope[None, :] * veg[:, None] + wet_slope[None, :] * moisture[:, None]
-    return np.exp(log_base) * brightness[:, None], moisture
+    return np.exp(log_base) * brightness[:, None], moisture, standardize(veg)[0]
 
 
-def make_sites(streams: dict[str, np.random.Generator], n: int) -> Sites:
+def make_sites(streams: dict[str, np.random.Generator], n: int, settings: SynthSettings) -> Sites:
     """Draw every per-site quantity (locations, fields, tables, latent drivers, missingness).
 
     Args:
@@ -300,6 +339,7 @@ def make_sites(streams: dict[str, np.random.Generator], n: int) -> Sites:
             ``climate_base``, ``landsat``, ``soil``, ``landcover``, ``footprint``, ``patch``,
             ``missing`` and ``heatwave``.
         n: Number of sites.
+        settings: The realism settings (``standardize_anomalies``, ``modality_correlation``).
     """
     rng = streams["sites"]
     survey_id = 1_000_000 + rng.permutation(n).astype(np.int64)
@@ -308,24 +348,30 @@ def make_sites(streams: dict[str, np.random.Generator], n: int) -> Sites:
     elevation = elevation_field(streams["elevation"], xy)
     crng = streams["climate_base"]
     tas, tasmin, tasmax, pr = baseline_climate(crng, lat, lon, xy, elevation)
-    # Each year's regional anomaly gets zero mean and unit sd over the sites: over a finite region the
-    # realised spread of a smooth field varies by chance (0.4..1.9 for 3 000 sites), which would make some
-    # years cleaner copies of the climatology than others.
-    year_fields = standardize_columns(smooth_fields(crng, xy, len(CLIMATE_YEARS), 4.0))
-    year_pr_fields = standardize_columns(smooth_fields(crng, xy, len(CLIMATE_YEARS), 4.0))
+    # Each year's regional anomaly is a smooth field of nominal unit sd; the climate cube scales it by anomaly_sd.
+    # Over a finite region its realised mean and spread vary between years (as real years do) unless standardised.
+    year_fields = smooth_fields(crng, xy, len(CLIMATE_YEARS), 4.0)
+    year_pr_fields = smooth_fields(crng, xy, len(CLIMATE_YEARS), 4.0)
+    if settings.standardize_anomalies:
+        year_fields, year_pr_fields = standardize_columns(year_fields), standardize_columns(year_pr_fields)
     month_anomaly = 0.7 * crng.standard_normal((len(CLIMATE_YEARS), 12))
     bio = bioclim(tas, tasmin, tasmax, pr)
+    rho = settings.modality_correlation
+    partners = {"bio1": standardize(bio[:, 0])[0], "bio12": standardize(bio[:, 11])[0]}
     climate_info = np.column_stack([bio, elevation, year_fields, year_pr_fields])
-    landsat_base, moisture = landsat_baseline(streams["landsat"], xy, climate_info)
+    landsat_base, moisture, vegetation = landsat_baseline(streams["landsat"], xy, climate_info,
+                                                          partners=partners, rho=rho)
+    partners["landsat_vegetation"] = vegetation
     landsat_info = np.column_stack([np.log(landsat_base), moisture])
-    soil = soil_table(streams["soil"], xy, np.column_stack([climate_info, landsat_info]))
+    soil = soil_table(streams["soil"], xy, np.column_stack([climate_info, landsat_info]), partners=partners, rho=rho)
     landcover, landcover_class = landcover_table(
-        streams["landcover"], xy, np.column_stack([climate_info, landsat_info, soil]))
+        streams["landcover"], xy, np.column_stack([climate_info, landsat_info, soil]), partners=partners, rho=rho)
     footprint = footprint_table(streams["footprint"], xy, landcover_class)
     prng = streams["patch"]
     ndvi_latent = prng.normal(NDVI_LOC, NDVI_SCALE, size=n)
     brightness_rn = np.exp(prng.normal(0.0, BRIGHTNESS_SIGMA, size=n))
     brightness_gb = np.exp(prng.normal(0.0, BRIGHTNESS_SIGMA, size=n))
+    ndvi_latent = _coupled("ndvi", ndvi_latent, partners, rho)
     everything = np.column_stack([
         climate_info, landsat_info, soil, landcover, footprint, ndvi_latent, brightness_rn, brightness_gb,
     ])
@@ -336,9 +382,9 @@ def make_sites(streams: dict[str, np.random.Generator], n: int) -> Sites:
         survey_id=survey_id, lat=lat, lon=lon, xy=xy, elevation=elevation,
         tas=tas, tasmin=tasmin, tasmax=tasmax, pr=pr, bio=bio, soil=soil, footprint=footprint,
         landcover=landcover, landcover_class=landcover_class,
-        heatwave=heatwave_intensity(streams["heatwave"], xy, everything),
+        heatwave=heatwave_intensity(streams["heatwave"], xy, everything, partners=partners, rho=rho),
         year_fields=year_fields, year_pr_fields=year_pr_fields, month_anomaly=month_anomaly,
-        landsat_base=landsat_base, moisture=moisture, ndvi_latent=ndvi_latent,
+        landsat_base=landsat_base, moisture=moisture, vegetation=vegetation, ndvi_latent=ndvi_latent,
         brightness_rn=brightness_rn, brightness_gb=brightness_gb,
         cloud=cloud,
         tiff_missing=mrng.random(n) < TIFF_MISSING_RATE,
