@@ -19,14 +19,16 @@ from miam_explain.explain.estimators import (
     MAX_EXACT_PLAYERS,
     ExactEstimator,
     KernelEstimator,
+    LeverageEstimator,
     PermutationEstimator,
     ShapleyResult,
     StratifiedEstimator,
     choose_method,
 )
+from miam_explain.explain.estimators.leverage import pairs_per_stratum
 from miam_explain.explain.game import FunctionGame, Game
 
-METHODS = ("exact", "stratified", "permutation", "kernel")
+METHODS = ("exact", "stratified", "permutation", "kernel", "leverage")
 #: Sampling budget (game evaluations) of the axiom tests.
 BUDGET = 6000
 #: Sampled estimates must lie within this many standard errors of the truth.
@@ -40,11 +42,22 @@ def make_estimator(method: str, seed: int = 0) -> ExactEstimator | PermutationEs
         return PermutationEstimator(seed=seed, progress=False)
     if method == "stratified":
         return StratifiedEstimator(seed=seed, progress=False)
+    if method == "leverage":
+        return LeverageEstimator(seed=seed, progress=False)
     return KernelEstimator(seed=seed, progress=False)
 
 
+def budget_for(method: str, n_players: int) -> int | None:
+    """The axiom tests' budget: :data:`BUDGET`; for leverage 3/4 of the ``2^P`` coalitions (with all it is exact)."""
+    if method == "exact":
+        return None
+    if method == "leverage":
+        return max(LeverageEstimator().min_budget(n_players), 3 * 2**n_players // 4)
+    return BUDGET
+
+
 def run(method: str, game: Game, seed: int = 0) -> ShapleyResult:
-    return make_estimator(method, seed).estimate(game, None if method == "exact" else BUDGET)
+    return make_estimator(method, seed).estimate(game, budget_for(method, game.n_players))
 
 
 def names(n_players: int) -> tuple[str, ...]:
@@ -179,6 +192,9 @@ def test_efficiency(method: str, value_shape: tuple[int, ...]) -> None:
     assert result.method == method
     if method == "exact":
         assert result.n_evaluations == 64 and result.converged and np.all(result.se == 0)
+    elif method == "leverage":  # 23 of the 31 complementary pairs, two evaluations each
+        assert result.n_evaluations == budget_for(method, 6) == 48 and result.n_samples == 17
+        assert_within_se(result, naive_shapley(table))
     else:
         cost = make_estimator(method).min_budget(6) - 2  # evaluations per sample
         assert BUDGET - cost < result.n_evaluations <= BUDGET
@@ -200,7 +216,7 @@ def test_additive_game_vector_valued(method: str) -> None:
     result = run(method, additive_game(weights))
     if method == "kernel":
         assert_within_se(result, weights)
-    else:  # every marginal contribution of an additive game is w_i
+    else:  # every marginal contribution of an additive game is w_i (and a regression fits it exactly)
         np.testing.assert_allclose(result.values, weights, atol=1e-12)
         np.testing.assert_allclose(result.se, 0.0, atol=1e-12)
 
@@ -211,6 +227,9 @@ def test_pure_pair_interaction(method: str) -> None:
     truth = np.array([0.5, 0.5, 0.0, 0.0, 0.0])
     if method == "kernel":
         assert_within_se(result, truth)
+    elif method == "leverage":  # over a pair, z0 z1 - (1 - z0)(1 - z1) = z0 + z1 - 1 is linear: an exact fit
+        np.testing.assert_allclose(result.values, truth, atol=1e-12)
+        np.testing.assert_allclose(result.se, 0.0, atol=1e-12)
     elif method == "stratified":  # a Latin block need not put 0 before 1 in half its orders; 2..4 add nothing ever
         assert np.all(np.abs(result.values[:2] - truth[:2]) <= Z_MAX * result.se[:2]) and np.all(result.se[:2] > 0)
         np.testing.assert_allclose(result.values[2:], 0.0, atol=1e-12)
@@ -226,7 +245,7 @@ def test_pure_pair_interaction(method: str) -> None:
 @pytest.mark.parametrize("method", METHODS)
 def test_null_player(method: str) -> None:
     result = run(method, table_game(null_player_table(6, null=2, seed=5)))
-    if method == "kernel":  # a null player is zero in expectation only
+    if method in ("kernel", "leverage"):  # a null player is zero in expectation only
         assert abs(result.values[2]) <= Z_MAX * result.se[2]
     else:  # every marginal contribution of a null player is exactly zero
         assert abs(result.values[2]) <= 1e-12
@@ -343,6 +362,11 @@ def test_budget_too_small_raises() -> None:
         KernelEstimator(progress=False).estimate(game)
     with pytest.raises(ConfigError, match="2\\^5 = 32"):
         ExactEstimator(progress=False).estimate(game, budget=31)
+    with pytest.raises(ConfigError, match="at least 18"):  # 4 pairs of sizes 1|4 and 4 of 2|3
+        LeverageEstimator(progress=False).estimate(game, budget=17)
+    with pytest.raises(ConfigError, match="budget, a tol"):
+        LeverageEstimator(progress=False).estimate(game)
+    assert game.n_evaluations == 10  # only the one run that was allowed
 
 
 def test_exact_refuses_too_many_players() -> None:
@@ -371,9 +395,12 @@ def test_choose_method() -> None:
     assert choose_method(4, 10, budget=160) == "exact"
     assert choose_method(4, 10, budget=159) == "permutation"
     assert choose_method(10, 1, budget=None) == "exact"
-    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=None) == "stratified"
-    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=2 + 10 * 21 * 20) == "stratified"
-    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=1 + 10 * 21 * 20) == "permutation"
+    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=None) == "leverage"
+    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=2 + 16 * 21) == "leverage"  # 8 pairs per player
+    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=1 + 16 * 21) == "permutation"
+    assert choose_method(MAX_EXACT_PLAYERS + 1, 10, budget=10 * (2 + 16 * 21)) == "leverage"  # counted per site
+    assert choose_method(MAX_EXACT_PLAYERS + 1, 10, budget=10 * (2 + 16 * 21) - 1) == "permutation"
+    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=2 + 20 * 21 * 20) == "leverage"  # stratified left auto
     with pytest.raises(ConfigError, match="n_sites"):
         choose_method(4, 0, budget=None)
 
@@ -420,3 +447,105 @@ def test_same_seed_same_result_and_generator_advances() -> None:
     np.testing.assert_array_equal(a.values, b.values)
     assert a.seed == 3
     assert not np.array_equal(first.estimate(game, 400).values, a.values)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 6. leverage sampling: the design, the border, convergence, stopping, chunks
+
+
+def test_leverage_design_gives_every_size_its_share_and_grows_nested() -> None:
+    n_players = 9  # strata 1|8 (9 pairs), 2|7 (36), 3|6 (84), 4|5 (126)
+    previous = np.zeros(4, dtype=np.int64)
+    for n_pairs in range(1, 2**8):
+        allocation = pairs_per_stratum(n_players, n_pairs)
+        assert allocation.sum() == n_pairs and np.all(allocation >= previous)
+        units = np.array([9, 36, 84, 126])
+        open_strata = allocation < units
+        assert np.ptp(allocation[open_strata]) <= 1 if open_strata.any() else n_pairs == 255
+        assert np.all(allocation[~open_strata] <= allocation[open_strata].max(initial=units.max()))  # border: taken whole
+        previous = allocation
+    even = pairs_per_stratum(6, 12)  # the middle stratum 3|3 pairs two coalitions of size 3: half the pairs
+    assert even.tolist() == [5, 5, 2]
+
+
+def test_leverage_samples_pairs_without_replacement_within_the_budget() -> None:
+    table = random_table(10, seed=15)
+    seen: list[np.ndarray] = []
+
+    def record(keep: np.ndarray) -> np.ndarray:
+        seen.append(bitmask(keep))
+        return table[bitmask(keep)]
+
+    game = FunctionGame(record, names(10))
+    result = LeverageEstimator(seed=1, batch_pairs=7, progress=False).estimate(game, budget=601)
+    rows = np.concatenate(seen)
+    assert result.n_evaluations == game.n_evaluations == rows.size == 600  # 299 pairs and the endpoints
+    assert np.unique(rows).size == rows.size  # no coalition twice
+    sizes = np.bincount(bitmask_popcount(rows[2:]), minlength=11)
+    assert sizes[1] == sizes[9] == 10 and sizes[2] == sizes[8] == 45  # the border: sizes 1, 2 (and 8, 9) whole
+    assert sizes[3] == sizes[7] and sizes[4] == sizes[6]  # a pair holds one coalition of each size
+    assert np.ptp(sizes[3:8]) <= 2  # and each open size as many (a 5|5 pair holds two of size 5)
+
+
+def bitmask_popcount(bits: np.ndarray) -> np.ndarray:
+    return np.array([bin(int(b)).count("1") for b in bits])
+
+
+@pytest.mark.parametrize("n_players", [2, 3, 5, 8])
+def test_leverage_with_every_coalition_is_exact(n_players: int) -> None:
+    """The border trick takes every stratum whole at 2^P: the regression over all coalitions is Shapley's."""
+    table = random_table(n_players, seed=16, value_shape=(2,))
+    result = LeverageEstimator(seed=0, progress=False).estimate(table_game(table), budget=2**n_players)
+    exact = ExactEstimator(progress=False).estimate(table_game(table))
+    np.testing.assert_allclose(result.values, exact.values, atol=1e-12)
+    assert np.all(result.se == 0) and result.converged and result.n_samples == 0
+    assert result.n_evaluations == 2**n_players
+
+
+def test_leverage_converges_to_exact() -> None:
+    """RMSE falls like budget^-1/2 (a little faster: near the border, fewer pairs are left to draw)."""
+    n_players = 18
+    table = random_table(n_players, seed=9)
+    truth = ExactEstimator(progress=False).estimate(table_game(table)).values
+    budgets = [2 + 2 * k * n_players for k in (8, 32, 128, 512)]
+    rmse, z_scores = [], []
+    for budget in budgets:
+        errors = []
+        for seed in range(N_SEEDS):
+            result = LeverageEstimator(seed=seed, progress=False).estimate(table_game(table), budget)
+            assert result.n_evaluations == budget and not result.converged and result.n_samples == 20
+            errors.append(result.values - truth)
+            z_scores.append((result.values - truth) / result.se)
+        rmse.append(np.sqrt(np.mean(np.square(errors))))
+    slope = np.polyfit(np.log(budgets), np.log(rmse), 1)[0]
+    assert -0.75 <= slope <= -0.3, f"log RMSE vs log budget slope {slope:.3f}, RMSE {rmse}"
+    assert rmse[-1] < rmse[0] / 4
+    z_rms = np.sqrt(np.mean(np.square(z_scores)))
+    assert 0.5 <= z_rms <= 2.0, f"RMS of error/se = {z_rms:.3f}"
+
+
+def test_leverage_tol_stops_early_in_nested_rounds() -> None:
+    table = random_table(12, seed=17)
+    tol = 0.1
+    result = LeverageEstimator(seed=0, tol=tol, progress=False).estimate(table_game(table), budget=8000)
+    assert result.converged and result.n_evaluations < 8000 / 4 and result.n_samples == 20
+    assert result.se.max() <= tol * (result.values.max() - result.values.min())
+    unbounded = LeverageEstimator(seed=0, tol=tol, progress=False).estimate(table_game(table))
+    assert unbounded.converged and unbounded.n_evaluations == result.n_evaluations
+    np.testing.assert_array_equal(unbounded.values, result.values)
+    short = LeverageEstimator(seed=0, tol=1e-6, progress=False).estimate(table_game(table), budget=500)
+    assert not short.converged and short.n_evaluations == 500
+
+
+def test_leverage_batch_and_chunk_never_change_the_answer(monkeypatch) -> None:
+    import miam_explain.explain.estimators.leverage as leverage
+
+    table = random_table(9, seed=18, value_shape=(3, 2))
+    results = [LeverageEstimator(seed=5, batch_pairs=b, progress=False).estimate(table_game(table), budget=301)
+               for b in (1, 7, 512)]
+    monkeypatch.setattr(leverage, "CHUNK_ELEMENTS", 1)  # one value element at a time
+    results.append(LeverageEstimator(seed=5, progress=False).estimate(table_game(table), budget=301))
+    for other in results[1:]:
+        assert other.n_evaluations == results[0].n_evaluations == 300
+        np.testing.assert_allclose(other.values, results[0].values, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(other.se, results[0].se, rtol=1e-9)

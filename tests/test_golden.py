@@ -1,12 +1,15 @@
-"""The current code gives the stored results of the code before the restructuring of the explain path.
+"""The code gives the stored results: a regression anchor for every numeric path of the explain engine and reports.
 
-``golden/`` holds a tiny checkpoint trained on the session's synthetic data and the results that
-commit 4198bc6 computed with it (``golden/make_golden.py``): exact and sampled Shapley values of the
-prediction and performance games, in-process and through the chunk store, the subset evaluation
-and the numbers of the three reports. Sampled results at a fixed seed must match too: the same
-coalitions are drawn and evaluated. The tolerance, 1e-6 absolute, covers float32 forward passes
-whose batches are cut differently (and other CPUs); every value compared is a probability, a logit
-or an AUC, of order 0.01 to 10.
+``golden/`` holds a tiny checkpoint trained on the session's synthetic data and the results that the
+code of ``golden/provenance.json``'s commit computed with it (``golden/make_golden.py``): exact and
+sampled Shapley values of the prediction and performance games, in-process and through the chunk
+store, the subset evaluation and the numbers of the three reports. The first stored results came
+from the code before the one explain path (commit 4198bc6) and the restructuring reproduced them
+bitwise; they were recomputed when the synthetic generator changed (v3) and whenever a change of
+results is meant, which the commit that recomputes them must say. Sampled results at a fixed seed
+must match too: the same coalitions are drawn and evaluated. The tolerance, 1e-6 absolute, covers
+float32 forward passes on other CPUs; every value compared is a probability, a logit or an AUC, of
+order 0.01 to 10.
 """
 
 from __future__ import annotations

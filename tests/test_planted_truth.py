@@ -1,11 +1,16 @@
-"""Planted truth: a model trained on the synthetic data, with a non-default heatwave year, gives it back.
+"""Planted truth, at two data and training seeds, and a null: the reports find what is planted, and only that.
 
-One model (the demo recipe on 2,000 sites, heatwave in 2010) serves three checks:
+Three models, each the demo recipe on 2,000 synthetic sites with the generator's realistic defaults
+(years that share their climate normals, a Landsat echo of the heatwave, correlated modalities):
 
-- ``report heatwave`` flags 2010 (and nothing hard-codes 2003);
-- ``report ndvi`` ranks red and nir as the top two bands with a positive red x nir interaction;
-- the modality Shapley values rank the modalities consistently with ``truth.json`` (the planted leader first,
-  no significant contradiction below it).
+- ``planted-2010``: data seed 11, heatwave in 2010, the recipe's training seed;
+- ``planted-2005``: data seed 12, heatwave in 2005, training seed 5;
+- ``null``: the inputs of ``planted-2010`` byte for byte, but no species responds to the heatwave or
+  to NDVI (``null_effects=("heatwave", "ndvi")``).
+
+Each check states its margin. The false-positive rate of the heatwave flag over ten null data
+seeds, and the planted settings not run here, are measured by ``benchmarks/report_calibration.py``
+(docs/reports.md).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import json
 
 import pytest
 
+from miam_explain import open_dataset
+from miam_explain.data.format import text_values
 from miam_explain.data.glc import prepare_geoplant
 from miam_explain.data.synth import synthesize
 from miam_explain.reports import heatwave_report, modalities_report, ndvi_report
@@ -22,50 +29,83 @@ from miam_explain.training.trainer import train
 
 pytestmark = pytest.mark.slow
 
-HEATWAVE_YEAR = 2010
+#: name -> (synthesize keyword arguments, training seed or None for the recipe's).
+SETTINGS = {
+    "planted-2010": (dict(seed=11, heatwave_year=2010), None),
+    "planted-2005": (dict(seed=12, heatwave_year=2005), 5),
+    "null": (dict(seed=11, heatwave_year=2010, null_effects=("heatwave", "ndvi")), None),
+}
+#: The reports' options: the flag and the exact reports need no sampled Shapley values, so two blocks suffice.
+REPORT = dict(device="cpu", progress=False)
+#: Margin of a planted heatwave flag: the year's drop exceeds zero and the median drop by at least one AUC point
+#: in 1 - 0.05/19 of the resamples (the planted drops measured 3.9-6.6 points; every other year's under 0.3).
+HEATWAVE_MARGIN = 0.01
+#: Margin of the null: no year's statistic comes within this of the flagging line (measured: docs/reports.md).
+NULL_MARGIN = 0.0
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("planted")
-    raw = synthesize(root / "raw", n_sites=2000, seed=11, heatwave_year=HEATWAVE_YEAR, progress=False)
+@pytest.fixture(scope="module", params=sorted(SETTINGS))
+def trained(request, tmp_path_factory):
+    name = request.param
+    settings, training_seed = SETTINGS[name]
+    root = tmp_path_factory.mktemp(name)
+    raw = synthesize(root / "raw", n_sites=2000, progress=False, **settings)
     prepare_geoplant(raw, root / "data.zarr", progress=False)
-    train(root / "data.zarr", load_config("demo").with_overrides(device="cpu"), root / "run", progress=False)
-    truth = json.loads((raw / "truth.json").read_text())
-    return root, truth
+    config = load_config("demo").with_overrides(device="cpu", seed=training_seed)
+    train(root / "data.zarr", config, root / "run", progress=False)
+    with open_dataset(root / "data.zarr") as ds:
+        n_test = int((text_values(ds["split"].values) == "test").sum())
+    heatwave = heatwave_report(root / "run", out=root / "heatwave", budget=(2 + 2 * 19 * 18) * n_test, **REPORT)
+    return name, root, json.loads((raw / "truth.json").read_text()), _summary(heatwave)
 
 
 def _summary(folder) -> dict:
     return json.loads((folder / "summary.json").read_text())
 
 
-def test_heatwave_report_flags_the_planted_year(trained):
-    root, truth = trained
-    assert truth["heatwave_year"] == HEATWAVE_YEAR
-    summary = _summary(heatwave_report(root / "run", out=root / "heatwave", device="cpu", progress=False))
-    assert HEATWAVE_YEAR in summary["flagged_years"], summary["findings"]
+def _flag_lower(root) -> tuple[list[int], list[float]]:
+    """The years and their flagging statistic (``flag_lower``: flagged when > 0) from the report's table."""
+    import pandas as pd
+
+    table = pd.read_csv(root / "heatwave" / "per_year.csv")
+    return table.year.tolist(), table.flag_lower.tolist()
 
 
-def test_ndvi_report_puts_red_and_nir_first_with_a_positive_interaction(trained):
-    root, _ = trained
-    summary = _summary(ndvi_report(root / "run", out=root / "ndvi", device="cpu", progress=False))
-    assert set(summary["band_ranking"][:2]) == {"red", "nir"}, summary["findings"]
-    assert summary["interaction"]["red×nir"]["value"] > 0, summary["findings"]
+def test_heatwave_flags_the_planted_year_and_no_other(trained):
+    name, root, truth, summary = trained
+    drops = {int(y): v["drop"] for y, v in summary["per_year"].items()}
+    lower = {int(y): v for y, v in zip(*_flag_lower(root))}
+    if truth["null_effects"]:
+        assert summary["flagged_years"] == [], summary["findings"]
+        assert max(lower.values()) < -NULL_MARGIN, lower
+        return
+    year = truth["heatwave_year"]
+    assert summary["flagged_years"] == [year], summary["findings"]
+    assert lower[year] >= HEATWAVE_MARGIN, (name, lower)
+    assert max(v for y, v in drops.items() if y != year) < summary["per_year"][str(year)]["drop_lo"], drops
 
 
-def test_modality_ranking_is_consistent_with_the_truth(trained):
-    """The planted leader leads, and no modality falls significantly below one that the truth ranks under it.
+def test_ndvi_report_claims_only_what_the_data_supports(trained):
+    name, root, truth, _ = trained
+    summary = _summary(ndvi_report(root / "run", out=root / "ndvi", **REPORT))
+    joint = summary["interaction"]["red+nir joint"]
+    if "ndvi" in truth["null_effects"]:
+        # nothing responds to NDVI: the report must not call the red x nir interaction positive
+        assert summary["interaction"]["red×nir"]["lo"] <= 0, summary["findings"]
+        assert not any("positive beyond sampling noise" in s for s in summary["findings"]), summary["findings"]
+        return
+    # species respond to NDVI: red and nir together carry a share of the AUC above zero (margin: 0.5 AUC points)
+    assert joint["lo"] >= 0.005, (name, joint, summary["findings"])
 
-    ``truth.json`` ranks the modalities by the logit variance each one shows. Below the leader (climate) the
-    planted signals are close (tabular 21.0, Landsat 21.1, Sentinel-2 13.4 on this data), and the performance
-    Shapley values of a model trained for 15 epochs differ by less than their bootstrap intervals, so an exact
-    order is not a fair demand. A contradiction is: the truth ranks ``a`` above ``b`` but the model's 95%
-    interval of ``a`` lies wholly below that of ``b``.
-    """
-    root, truth = trained
-    summary = _summary(modalities_report(root / "run", out=root / "modalities", device="cpu", progress=False))
-    planted, phi = truth["modality_ranking"], summary["shapley"]
-    assert summary["ranking"][0] == planted[0], (summary["ranking"], planted, phi)
-    for i, above in enumerate(planted):
-        for below in planted[i + 1:]:
-            assert phi[above]["hi"] >= phi[below]["lo"], (above, below, planted, phi)
+
+def test_modalities_report_orders_only_what_it_resolves_and_never_against_the_truth(trained):
+    name, root, truth, _ = trained
+    summary = _summary(modalities_report(root / "run", out=root / "modalities", **REPORT))
+    planted = truth["modality_ranking"]
+    rank = {m: i for i, m in enumerate(planted)}
+    for above, below in summary["resolved"]:  # a resolved pair never contradicts the planted ranking
+        assert rank[above] < rank[below], (name, above, below, planted, summary["shapley"])
+    if not truth["null_effects"]:
+        leader = planted[0]
+        # the planted leader (climate) is told apart from, and above, every other modality
+        assert all([leader, other] in summary["resolved"] for other in planted[1:]), (name, summary["resolved"])

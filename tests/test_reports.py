@@ -41,8 +41,8 @@ from miam_explain.reports.writer import write_folder
 from miam_explain.runtime.metrics import macro_auc, weighted_macro_auc
 from miam_explain.runtime.subsets import evaluate, paper_subsets
 FAST = dict(split="all", n_boot=20, device="cpu", progress=False)
-#: Heatwave sampling budget: 2 antithetic permutation pairs over 19 years on 240 sites.
-HEATWAVE = dict(FAST, budget=74 * 240, seed=5)
+#: Heatwave sampling budget: 2 stratified blocks over 19 years (2 + 2 x 19 x 18 coalitions) on 240 sites.
+HEATWAVE = dict(FAST, budget=686 * 240, seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -315,7 +315,7 @@ def test_ndvi_needs_red_and_nir():
 def test_heatwave_report(heatwave, synth_data):
     folder = heatwave
     summary = _summary(folder)
-    for key in ("flagged_years", "per_year", "window_curve"):
+    for key in ("flagged_years", "criterion", "per_year", "window_curve", "typical_drop"):
         assert key in summary
     with open_dataset(synth_data) as ds:
         years = sorted(int(y) for y in ds["climate_year"].values)  # the data's years, nothing hard-coded
@@ -326,22 +326,30 @@ def test_heatwave_report(heatwave, synth_data):
     assert _inside(curve.lo, curve.metric, curve.hi)
     assert _inside(curve.jump_lo[1:], curve.jump[1:], curve.jump_hi[1:])
     np.testing.assert_allclose(curve.jump[1:], np.diff(curve.metric), atol=1e-12)
-    assert set(summary["flagged_years"]) <= set(years[:-1])  # the last year cannot be flagged
-    assert list(curve.loc[curve.flagged, "start"]) == sorted(summary["flagged_years"], reverse=True)
-    # the flags follow from the saved bootstrap replicates by the documented rule
-    with xr.open_dataset(folder / "heatwave.nc", engine="h5netcdf") as ds:
-        boot = ds["window_boot"].values
-    flagged, lower = flag_years(boot[1:] - boot[:-1])
-    assert sorted(int(s) for s in curve.start[1:][flagged]) == sorted(summary["flagged_years"])
-    np.testing.assert_allclose(lower, curve.excess_lower[1:], atol=1e-12)
+    # the flags follow from the saved bootstrap replicates of the leave-one-year-out drops, by the documented rule
     per_year = pd.read_csv(folder / "per_year.csv")
-    assert (per_year.se > 0).all() and len(per_year) == len(years)
-    assert per_year.shapley.sum() == pytest.approx(curve.metric.iloc[-1] - summary["no_climate"], abs=1e-6)
+    with xr.open_dataset(folder / "heatwave.nc", engine="h5netcdf") as ds:
+        drops_boot, years_nc = ds["drop_boot"].values, ds["year"].values.tolist()
+    assert years_nc == years == per_year.year.tolist()
+    flagged, lower = flag_years(drops_boot)
+    assert [y for y, f in zip(years, flagged) if f] == summary["flagged_years"] == per_year.year[per_year.flagged].tolist()
+    np.testing.assert_allclose(lower, per_year.flag_lower, atol=1e-12)
+    assert _inside(per_year.drop_lo, per_year["drop"], per_year.drop_hi)
+    np.testing.assert_allclose(per_year["drop"], summary["full_series"] - np.asarray(
+        [summary["full_series"] - summary["per_year"][str(y)]["drop"] for y in years]), atol=1e-12)
+    # the per-year Shapley values: efficient over the whole series, both standard errors kept and combined
+    assert (per_year.se_sampling > 0).all() and (per_year.se_bootstrap > 0).all()
+    np.testing.assert_allclose(per_year.se, np.hypot(per_year.se_sampling, per_year.se_bootstrap), atol=1e-15)
+    assert per_year.shapley.sum() == pytest.approx(summary["full_series"] - summary["no_climate"], abs=1e-9)
+    assert summary["full_series"] == pytest.approx(curve.metric.iloc[-1], abs=1e-12)
+    assert summary["shapley_samples"] == 2 and summary["shapley_se_reliable"] is False  # two blocks: flagged as too few
     assert summary["map"]["year"] in years and summary["map"]["units"] == "expected species"
     if summary["flagged_years"]:
         assert summary["map"]["year"] in summary["flagged_years"]
+    else:
+        assert summary["map"]["year"] == per_year.year[per_year["drop"].idxmax()]
     html = (folder / "report.html").read_text()
-    assert _self_contained(html) and html.count("<img") == 4
+    assert _self_contained(html) and html.count("<img") == 4 and "too few to trust" in html
 
 
 def test_heatwave_report_is_reproducible_and_overwrites_on_request(heatwave, run, synth_data):
@@ -355,23 +363,26 @@ def test_heatwave_report_is_reproducible_and_overwrites_on_request(heatwave, run
     assert again["window_curve"] == first["window_curve"]
 
 
-def test_flag_years_finds_a_planted_jump():
+def test_flag_years_finds_a_year_that_adds_what_others_do_not():
     rng = np.random.default_rng(0)
-    jumps = rng.normal(0.002, 0.001, size=(18, 200))  # every year helps a little
-    assert not flag_years(jumps)[0].any()
-    jumps[7] += 0.02  # one year helps much more, in every resample
-    flagged, lower = flag_years(jumps)
+    drops = rng.normal(0.002, 0.001, size=(19, 200))  # hiding any one year costs a little: not a finding
+    assert not flag_years(drops)[0].any()
+    drops[7] += 0.02  # one year carries much more, in every resample
+    flagged, lower = flag_years(drops)
     assert np.flatnonzero(flagged).tolist() == [7] and lower[7] > 0.01
-    jumps[3] += rng.normal(0.02, 0.03, size=200)  # large on average but not reliably so
-    assert np.flatnonzero(flag_years(jumps)[0]).tolist() == [7]
+    drops[3] += rng.normal(0.02, 0.03, size=200)  # large on average but not reliably so
+    assert np.flatnonzero(flag_years(drops)[0]).tolist() == [7]
+    redundant = rng.normal(0.0, 0.001, size=(19, 200))
+    redundant[5] += 0.002  # above the median on average, but not in 1 - 0.05/19 of the resamples (2 sd)
+    assert not flag_years(redundant)[0].any()
 
 
 def test_heatwave_budget_too_small_for_standard_errors(run, synth_data, tmp_path):
     with pytest.raises(ConfigError, match="too few for standard errors"):
         heatwave_report(run, synth_data, out=tmp_path / "hw", **dict(HEATWAVE, budget=20 * 240))
-    # two antithetic pairs over 19 years are 2 + 2 x 36 = 74 coalitions per site (HEATWAVE's budget); one fewer is refused
-    with pytest.raises(ConfigError, match=r"under two antithetic permutation pairs \(74 coalitions x 240 sites"):
-        heatwave_report(run, synth_data, out=tmp_path / "hw", **dict(HEATWAVE, budget=74 * 240 - 1))
+    # two stratified blocks over 19 years are 2 + 2 x 19 x 18 = 686 coalitions per site (HEATWAVE's budget); one fewer is refused
+    with pytest.raises(ConfigError, match=r"under two stratified blocks \(686 coalitions x 240 sites"):
+        heatwave_report(run, synth_data, out=tmp_path / "hw", **dict(HEATWAVE, budget=686 * 240 - 1))
     assert not (tmp_path / "hw").exists()
 
 

@@ -22,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--value", choices=("prediction", "performance"), default="prediction",
                         help="per-site predictions (default) or a metric over the split")
     parser.add_argument("--method", default="auto",
-                        help="auto (exact when 2^P x sites fits the budget, else sampling) or the name of an estimator, "
-                             "e.g. exact or permutation (the list: docs/estimators.md)")
+                        help="auto (exact when 2^P x sites fits the budget, else leverage or permutation sampling) or an "
+                             "estimator: exact, leverage, stratified, permutation, kernel (docs/estimators.md)")
     parser.add_argument("--budget", type=int, default=None, help="model evaluations, one per (coalition, site); default 2,000,000")
     parser.add_argument("--tol", type=float, default=None, help="stop sampling when max SE < tol x value range")
     parser.add_argument("--seed", type=int, default=0)
@@ -127,6 +127,8 @@ def summary_table(ds) -> str:
     import numpy as np
     import pandas as pd
 
+    from miam_explain.explain.estimators.base import MIN_SE_SAMPLES
+
     other = [d for d in ds["shapley"].dims if d != "player"]
     mean = ds["shapley"].mean(other).to_series() if other else ds["shapley"].to_series()
     mean_abs = abs(ds["shapley"]).mean(other).to_series() if other else mean.abs()
@@ -140,5 +142,5 @@ def summary_table(ds) -> str:
     text = head + "\n" + table.to_string(float_format=lambda v: f"{v:.5f}")
     if not int(ds.attrs.get("se_reliable", 1)):
         text += (f"\nnote: the standard errors rest on {ds.attrs.get('se_samples')} samples, too few to trust "
-                 "(raise --budget; 10 or more samples make them reliable)")
+                 f"(raise --budget; {MIN_SE_SAMPLES} or more samples make them reliable)")
     return text

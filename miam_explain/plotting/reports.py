@@ -182,8 +182,9 @@ def window_curve(starts: Sequence[int], values: np.ndarray, lo: np.ndarray, hi: 
 
 
 def year_jumps(years: Sequence[int], jumps: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, flagged: Sequence[int],
-               typical: float, ylabel: str, title: str, ax=None):
-    """What adding each year to the window brings: bars with 95% intervals, the median jump dashed.
+               typical: float, ylabel: str, title: str, typical_label: str = "median jump",
+               xlabel: str = "year added to the window (the window grows back from the last year)", ax=None):
+    """Per-year bars with 95% intervals and the median dashed: what each year adds (to a window, or beyond the others).
 
     Args:
         years: ``J`` years (in the order drawn, left to right).
@@ -194,6 +195,8 @@ def year_jumps(years: Sequence[int], jumps: np.ndarray, lo: np.ndarray, hi: np.n
         typical: The median jump (dashed line).
         ylabel: Axis label, with units.
         title: Axes title.
+        typical_label: Legend entry of the dashed line.
+        xlabel: Axis label under the years.
         ax: Axes to draw into (default: a new figure).
 
     Returns:
@@ -208,13 +211,13 @@ def year_jumps(years: Sequence[int], jumps: np.ndarray, lo: np.ndarray, hi: np.n
     ax.errorbar(x, jumps, yerr=[np.clip(jumps - lo, 0, None), np.clip(hi - jumps, 0, None)], fmt="none", ecolor="#333",
                 capsize=2, lw=1)
     ax.axhline(0, color="#888", lw=0.8)
-    handles = [ax.axhline(typical, color="black", lw=0.9, ls="--", label="median jump")]
+    handles = [ax.axhline(typical, color="black", lw=0.9, ls="--", label=typical_label)]
     if len(flagged):
         handles.append(Patch(color=_HIGHLIGHT, label="flagged"))
     ax.legend(handles=handles, loc="upper right", fontsize=8)
     ax.set_xticks(x, [str(y) for y in years], rotation=60, ha="right", fontsize=8)
     ax.set_xlim(-0.6, len(years) - 0.4)
-    ax.set_xlabel("year added to the window (the window grows back from the last year)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     return fig

@@ -149,6 +149,12 @@ class ReportContext:
         """Bootstrap resamples ``B``."""
         return self.resampled.weights.shape[0] - 1
 
+    def resampled_game(self, n_boot: int) -> PerformanceGame:
+        """The performance game weighted by the data and its first ``n_boot`` resamples (rows ``0 .. n_boot``)."""
+        game = self.resampled
+        return PerformanceGame(game.engine, game.players_spec, game.context, game.data, metric=game.metric,
+                               weights=game.weights[: 1 + n_boot])
+
     @cached_property
     def facts(self) -> SplitFacts:
         """The split, metric and target as the results record them."""

@@ -2,6 +2,9 @@
 
 * exact performance Shapley values (and pairwise interactions) of the modalities, with
   spatial-block bootstrap intervals;
+* the order the data can support: modality ``a`` is ranked above ``b`` only when the bootstrap
+  interval of ``phi_a - phi_b`` lies above zero (two-sided 95%, Bonferroni over the pairs);
+  other pairs are reported as not told apart;
 * the paper-style subset table (partial unimodal, unimodal, bimodal, all), with intervals;
 * the imbalance diagnostics recorded during training: per epoch, each modality's validation
   score s_m and MIAM's ratios rho_s and rho_d (the MIAM paper's Fig. 4, right); a model trained
@@ -32,9 +35,39 @@ from miam_explain.reports.options import ReportOptions
 from miam_explain.reports.page import ReportPage, Section
 from miam_explain.runtime.subsets import load_subsets
 
-__all__ = ["ModalitiesResult", "compute_modalities", "modalities_report", "render_modalities"]
+__all__ = ["ModalitiesResult", "compute_modalities", "modalities_report", "render_modalities", "resolved_order"]
 
 GROUP = "modalities"
+#: Family-wise level of the pairwise comparisons.
+ALPHA = 0.05
+
+
+def resolved_order(names: list[str], phi_boot: np.ndarray, *, alpha: float = ALPHA) -> list[tuple[str, str]]:
+    """The pairs ``(a, b)`` whose Shapley values the bootstrap tells apart, ``a`` above ``b``.
+
+    Args:
+        names: The ``M`` modalities.
+        phi_boot: ``float[M, B]`` Shapley values on ``B`` bootstrap resamples.
+        alpha: Family-wise level; each of the ``M(M-1)/2`` differences gets a two-sided
+            ``1 - alpha / pairs`` percentile interval.
+
+    Returns:
+        ``[(a, b), ...]``: the interval of ``phi_a - phi_b`` lies above zero.
+
+    Example:
+        >>> boot = np.array([[3.0, 3.1, 2.9, 3.05], [1.0, 1.2, 0.9, 1.1], [1.1, 0.95, 1.0, 1.05]])
+        >>> resolved_order(["climate", "tabular", "landsat"], boot, alpha=0.5)
+        [('climate', 'tabular'), ('climate', 'landsat')]
+    """
+    pairs = len(names) * (len(names) - 1) // 2
+    out = []
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            if i != j:
+                lo = np.quantile(phi_boot[i] - phi_boot[j], alpha / max(pairs, 1) / 2)
+                if lo > 0:
+                    out.append((a, b))
+    return out
 
 
 @dataclass(frozen=True)
@@ -47,6 +80,7 @@ class ModalitiesResult:
         shapley: Per modality, ranked: ``modality``, ``shapley``, ``lo``, ``hi``, ``share`` of the
             gain from no modality to all (``shapley.csv``).
         subsets: The paper's token subsets with intervals (``subsets.csv``).
+        resolved: The pairs ``(a, b)`` the bootstrap ranks ``a`` above ``b`` (:func:`resolved_order`).
         v_empty: The metric with no modality visible.
         v_full: The metric with every modality visible.
         strategy: The masking strategy the model was trained with.
@@ -58,6 +92,7 @@ class ModalitiesResult:
     dataset: xr.Dataset
     shapley: pd.DataFrame
     subsets: pd.DataFrame
+    resolved: list[tuple[str, str]]
     v_empty: float
     v_full: float
     strategy: str
@@ -90,6 +125,7 @@ class ModalitiesResult:
         return self.facts.summary() | {
             "v_empty": self.v_empty, "v_full": self.v_full,
             "ranking": [names[i] for i in np.argsort(-phi, kind="stable")],
+            "resolved": [list(pair) for pair in self.resolved],
             "shapley": {m: {"value": phi[i], "lo": ds["shapley_lo"].values[i], "hi": ds["shapley_hi"].values[i]}
                         for i, m in enumerate(names)},
             "subset_table": self.subsets.to_dict(orient="records"),
@@ -106,21 +142,23 @@ def compute_modalities(context: ReportContext, options: ReportOptions) -> Modali
     """
     names = list(context.game.players)
     _, table = context.evaluate_all(report="modalities", noun="modalities", budget=options.budget)
-    v = table.metric
-    phi, (lo, hi) = shapley_from_table(v), percentile_interval(shapley_from_table(table.boot))
+    v, phi_boot = table.metric, shapley_from_table(table.boot)
+    phi, (lo, hi) = shapley_from_table(v), percentile_interval(phi_boot)
     gain = v[-1] - v[0]
     shares = phi / gain if gain > 0 else np.full(len(names), np.nan)
     strategy, history = _training_history(context.model)
     attrs = context.provenance("modalities") | {"grouping": GROUP, "context": "none", "strategy": strategy}
     dataset = xr.Dataset(
         {"shapley": ("player", phi), "shapley_lo": ("player", lo), "shapley_hi": ("player", hi),
+         "shapley_boot": (("player", "resample"), phi_boot),
          "interaction": (("player", "player_j"), interactions_from_table(v))},
-        coords={"player": names, "player_j": names}, attrs=attrs,
+        coords={"player": names, "player_j": names, "resample": np.arange(phi_boot.shape[1])}, attrs=attrs,
     )
     shapley = pd.DataFrame({"modality": names, "shapley": phi, "lo": lo, "hi": hi, "share": shares})
     return ModalitiesResult(
         facts=context.facts, dataset=dataset, shapley=shapley.sort_values("shapley", ascending=False),
-        subsets=_subset_table(context), v_empty=v[0], v_full=v[-1], strategy=strategy, history=history, attrs=attrs,
+        subsets=_subset_table(context), resolved=resolved_order(names, phi_boot), v_empty=v[0], v_full=v[-1],
+        strategy=strategy, history=history, attrs=attrs,
     )
 
 
@@ -204,9 +242,15 @@ def _findings(result: ModalitiesResult) -> list[str]:
     order, gain = np.argsort(-phi, kind="stable"), v_full - v_empty
     shares = result.shapley.set_index("modality")["share"]
     first, last = names[order[0]], names[order[-1]]
+    told_apart = {frozenset(pair) for pair in result.resolved}
+    unresolved = [f"{names[i]} and {names[j]}" for k, i in enumerate(order) for j in order[k + 1:]
+                  if frozenset((names[i], names[j])) not in told_apart]
     sentences = [
         f"Modality ranking by {name} Shapley value on the {facts.split} split ({facts.n_sites} sites in {facts.n_blocks} "
         "blocks): " + ", ".join(f"{names[i]} {100 * phi[i]:+.1f}" for i in order) + f" {name} points.",
+        "Told apart by the spatial-block bootstrap (95%, Bonferroni over the pairs): "
+        + ("; ".join(f"{a} > {b}" for a, b in result.resolved) or "no pair")
+        + (f". Not told apart: {'; '.join(unresolved)}." if unresolved else "."),
         f"All modalities give {v_full:.3f}, none {v_empty:.3f}"
         + (f"; {first} carries {100 * shares[first]:.0f}% of the gain and {last} {100 * shares[last]:.0f}%."
            if gain > 0 else "."),

@@ -1,12 +1,10 @@
 """Write the stored results that ``tests/test_golden.py`` compares the current code against.
 
-Run once, on the code whose results are to be kept (commit 4198bc6, before the restructuring
-of the explain path): it trains the tiny test model on the session's synthetic data (240 sites,
-12 species, seed 3), stores its checkpoint, and stores the results of that code for exact and
-sampled Shapley values (prediction and performance games, in-process and sharded through the
-chunk store), the subset evaluation and the three reports. Rerunning it on later code would
-overwrite the reference with that code's results, so don't, unless a change of results is meant
-and said in the commit.
+It trains the tiny test model on the session's synthetic data (240 sites, 12 species, seed 3),
+stores its checkpoint, and stores the results of the current code for exact and sampled Shapley
+values (prediction and performance games, in-process and through the chunk store), the subset
+evaluation and the three reports, with the commit they came from (``provenance.json``). Run it only
+when a change of results is meant, and say so in the commit that stores them.
 
     python tests/golden/make_golden.py
 """

@@ -19,7 +19,18 @@ from miam_explain.explain.checks import check_budget, check_seed, check_tol
 from miam_explain.explain.estimators.base import RunningMoments, ShapleyResult, check_players, endpoints, is_converged
 from miam_explain.explain.game import Game
 
-__all__ = ["SamplingEstimator"]
+__all__ = ["SamplingEstimator", "sampling_run"]
+
+
+def sampling_run(*, n_sites: int, total: int | None, interactions: bool) -> int | None:
+    """The coalition budget of a sampling estimator in a model run: ``total // n_sites`` (``None``: stop on ``tol``).
+
+    Raises:
+        ConfigError: interactions were asked for (they need every coalition).
+    """
+    if interactions:
+        raise ConfigError("--interactions needs the exact method (all coalitions); use --method exact with fewer players")
+    return None if total is None else max(1, total // max(n_sites, 1))
 
 
 class SamplingEstimator(abc.ABC):
@@ -84,9 +95,7 @@ class SamplingEstimator(abc.ABC):
         Raises:
             ConfigError: interactions were asked for.
         """
-        if interactions:
-            raise ConfigError("--interactions needs the exact method (all coalitions); use --method exact with fewer players")
-        return cls(seed=seed, tol=tol, progress=progress), None if total is None else max(1, total // max(n_sites, 1))
+        return cls(seed=seed, tol=tol, progress=progress), sampling_run(n_sites=n_sites, total=total, interactions=interactions)
 
     def estimate(self, game: Game, budget: int | None = None) -> ShapleyResult:
         """Sample until the budget is spent or the stopping rule holds.

@@ -35,8 +35,9 @@ from miam_explain.explain.game import Game
 
 __all__ = ["StratifiedEstimator", "latin_orders", "MIN_BLOCKS"]
 
-#: Fewest blocks ``method="auto"`` accepts for this design: its standard errors rest on the blocks.
-MIN_BLOCKS = 10
+#: Fewest blocks ``method="auto"`` accepts for this design: its standard errors rest on the blocks (the
+#: same count as :data:`~miam_explain.explain.estimators.base.MIN_SE_SAMPLES`).
+MIN_BLOCKS = 20
 
 
 def latin_orders(sigma: np.ndarray, tau: np.ndarray) -> np.ndarray:
