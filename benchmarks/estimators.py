@@ -156,31 +156,17 @@ def exact_values(value: ValueFn, n_players: int) -> np.ndarray:
 
 
 def redundant_value(n_players: int, *, groups: int, seed: int, unequal: bool = False) -> ValueFn:
-    """``v(S) = sum_g w_g (1 - exp(-a_g |S ∩ G_g|)) + sum_i u_i z_i + sum_k c_k z_i z_j``.
+    """The closed-form redundant game of :func:`miam_explain.explain.reference_games.redundant_value` (the tests' game).
 
     Diminishing returns inside each group: the first members of a group to arrive get most of its
-    worth. The same construction as ``tests/test_estimator_calibration.py`` (its own copy). With
-    ``unequal``, each member tells its own share of the story: ``|S ∩ G_g|`` becomes
-    ``sum_{i in S ∩ G_g} r_i`` with ``r_i ~ U(0.2, 2)``, so a marginal contribution depends on
-    *which* members came before, not only on how many (with one group of equal members it depends,
-    apart from the small pairwise part, on the position alone, which position stratification
-    averages exactly).
+    worth. With ``unequal``, each member tells its own share of the story, so a marginal
+    contribution depends on *which* members came before, not only on how many (with one group of
+    equal members it depends, apart from the small pairwise part, on the position alone, which
+    position stratification averages exactly).
     """
-    rng = np.random.default_rng(seed)
-    members = np.array_split(rng.permutation(n_players), groups)
-    weight, rate = rng.uniform(0.5, 1.5, groups), rng.uniform(0.5, 2.0, groups)
-    unique = rng.normal(0.0, 0.02, n_players)
-    pairs, pair_weight = rng.integers(0, n_players, (n_players, 2)), rng.normal(0.0, 0.02, n_players)
-    share = rng.uniform(0.2, 2.0, n_players) if unequal else np.ones(n_players)
+    from miam_explain.explain.reference_games import redundant_value as value
 
-    def value(keep: np.ndarray) -> np.ndarray:
-        z = keep.astype(float)
-        out = z @ unique + (z[:, pairs[:, 0]] * z[:, pairs[:, 1]]) @ pair_weight
-        for g, group in enumerate(members):
-            out += weight[g] * (1.0 - np.exp(-rate[g] * (z[:, group] @ share[group])))
-        return out
-
-    return value
+    return value(n_players, groups=groups, seed=seed, unequal=unequal)
 
 
 def redundant_case(n_players: int, groups: int, blocks: tuple[int, ...], *, unequal: bool = False) -> Case:

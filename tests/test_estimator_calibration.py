@@ -15,36 +15,13 @@ from miam_explain.errors import ConfigError
 from miam_explain.explain import estimate
 from miam_explain.explain.estimators import ExactEstimator, LeverageEstimator, PermutationEstimator, StratifiedEstimator
 from miam_explain.explain.game import FunctionGame
+from miam_explain.explain.reference_games import redundant_game
 
 N_PLAYERS = 12
 #: Seeds per coverage check; a per-player coverage of 0.95 then has a binomial SE of 0.007.
 N_SEEDS = 600
 #: Float rounding of values of order one, not Monte Carlo error.
 ROUNDING = 1e-12
-
-
-def redundant_game(n_players: int, *, groups: int, seed: int, unequal: bool = False) -> FunctionGame:
-    """``v(S) = sum_g w_g (1 - exp(-a_g |S ∩ G_g|)) + sum_i u_i + sum_pairs c_ij``: diminishing returns inside each group.
-
-    With ``unequal``, member ``i`` tells a share ``r_i ~ U(0.2, 2)`` of its group's story (``|S ∩ G_g|``
-    becomes ``sum_{i in S ∩ G_g} r_i``); with equal members and one group, ``v`` is a function of
-    ``|S|`` plus terms of order one and two.
-    """
-    rng = np.random.default_rng(seed)
-    members = np.array_split(rng.permutation(n_players), groups)
-    weight, rate = rng.uniform(0.5, 1.5, groups), rng.uniform(0.5, 2.0, groups)
-    unique = rng.normal(0.0, 0.02, n_players)
-    pairs, pair_weight = rng.integers(0, n_players, (n_players, 2)), rng.normal(0.0, 0.02, n_players)
-    share = rng.uniform(0.2, 2.0, n_players) if unequal else np.ones(n_players)
-
-    def value(keep: np.ndarray) -> np.ndarray:
-        z = keep.astype(float)
-        out = z @ unique + (z[:, pairs[:, 0]] * z[:, pairs[:, 1]]) @ pair_weight
-        for g, group in enumerate(members):
-            out += weight[g] * (1.0 - np.exp(-rate[g] * (z[:, group] @ share[group])))
-        return out
-
-    return FunctionGame(value, [f"p{i}" for i in range(n_players)])
 
 
 @pytest.mark.parametrize("groups", [1, 3])
@@ -94,30 +71,25 @@ def assert_covers(game: FunctionGame, make, budget: int) -> None:
 
 def test_stratified_beats_permutation_at_equal_evaluations_on_one_redundant_group():
     """Position balance removes the lottery of who comes first (measured here: > 5x lower RMSE)."""
-    game = redundant_game(N_PLAYERS, groups=1, seed=7)
-    exact = ExactEstimator(progress=False).estimate(game).values
-    budget = StratifiedEstimator(progress=False).min_budget(N_PLAYERS, samples=20)
-    errors = {"stratified": [], "permutation": []}
-    for seed in range(40):
-        for name, estimator in (("stratified", StratifiedEstimator(seed=seed, progress=False)),
-                                ("permutation", PermutationEstimator(seed=seed, progress=False))):
-            errors[name].append(estimator.estimate(game, budget=budget).values - exact)
-    rmse = {name: float(np.sqrt(np.mean(np.square(e)))) for name, e in errors.items()}
+    rmse = rmse_at_equal_evaluations(redundant_game(N_PLAYERS, groups=1, seed=7),
+                                     {"stratified": StratifiedEstimator, "permutation": PermutationEstimator}, n_seeds=40)
     assert rmse["stratified"] * 5 < rmse["permutation"], rmse
 
 
 def test_leverage_beats_stratified_at_equal_evaluations_on_three_redundant_groups():
     """What a player adds depends on which groups came before; the regression pools it (measured here: ~5x)."""
-    game = redundant_game(N_PLAYERS, groups=3, seed=7)
+    rmse = rmse_at_equal_evaluations(redundant_game(N_PLAYERS, groups=3, seed=7),
+                                     {"leverage": LeverageEstimator, "stratified": StratifiedEstimator}, n_seeds=20)
+    assert rmse["leverage"] * 2 < rmse["stratified"], rmse
+
+
+def rmse_at_equal_evaluations(game: FunctionGame, makers: dict, *, n_seeds: int) -> dict[str, float]:
+    """RMSE against the exact values of each estimator class over seeds ``0 .. n_seeds-1``, at 20 stratified blocks."""
     exact = ExactEstimator(progress=False).estimate(game).values
     budget = StratifiedEstimator(progress=False).min_budget(N_PLAYERS, samples=20)
-    errors = {"leverage": [], "stratified": []}
-    for seed in range(20):
-        for name, estimator in (("leverage", LeverageEstimator(seed=seed, progress=False)),
-                                ("stratified", StratifiedEstimator(seed=seed, progress=False))):
-            errors[name].append(estimator.estimate(game, budget=budget).values - exact)
-    rmse = {name: float(np.sqrt(np.mean(np.square(e)))) for name, e in errors.items()}
-    assert rmse["leverage"] * 2 < rmse["stratified"], rmse
+    errors = {name: [make(seed=seed, progress=False).estimate(game, budget=budget).values - exact
+                     for seed in range(n_seeds)] for name, make in makers.items()}
+    return {name: float(np.sqrt(np.mean(np.square(e)))) for name, e in errors.items()}
 
 
 @pytest.mark.parametrize("method", ["auto", "exact", "stratified", "permutation", "kernel", "leverage"])
