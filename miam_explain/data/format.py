@@ -16,24 +16,32 @@ format: an :class:`xarray.Dataset`, stored as zarr (a folder ending in
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from miam_explain._version import __version__
 from miam_explain.errors import DataError
 
 __all__ = [
     "FORMAT",
     "KIND_ROLES",
     "SPLITS",
+    "dataset_attrs",
     "dim_name",
+    "modality_attrs",
+    "modality_dims",
     "modality_names",
     "modality_roles",
     "open_dataset",
+    "plain_strings",
     "read_values",
     "select_split",
     "text_values",
@@ -64,9 +72,80 @@ def text_values(values) -> np.ndarray:
     return np.array([str(v) for v in np.asarray(values).tolist()], dtype=str)
 
 
+def plain_strings(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with every string variable and coordinate as an object array of Python ``str``.
+
+    zarr 3 with NumPy 2 loads variable-length strings as ``StringDType``, which
+    ``.astype(str)``, older pandas and matplotlib refuse. :func:`open_dataset` calls this,
+    so users get ordinary strings. String variables are small (coordinates such as
+    ``split`` or ``species``); they are read into memory here.
+
+    Example:
+        >>> s = xr.Dataset(coords={"split": ("site", np.array(["train", "val"], dtype=np.dtypes.StringDType()))})
+        >>> plain_strings(s)["split"].values.astype(str)
+        array(['train', 'val'], dtype='<U5')
+    """
+    coords, data_vars = {}, {}
+    for name, var in ds.variables.items():
+        if var.dtype.kind == "T":  # numpy.dtypes.StringDType
+            plain = var.copy(data=np.asarray(var.values, dtype=object))
+            (coords if name in ds.coords else data_vars)[name] = plain
+    return ds.assign_coords(coords).assign(data_vars) if coords or data_vars else ds
+
+
 def dim_name(modality: str, role: str) -> str:
     """Dimension name of ``role`` for ``modality``, e.g. ``("climate", "year") -> "climate_year"``."""
     return f"{modality}_{role}"
+
+
+def modality_dims(modality: str, kind: str) -> tuple[str, ...]:
+    """Dims of ``x_<modality>``: ``site`` then ``<modality>_<role>`` for each role of ``kind``.
+
+    Example:
+        >>> modality_dims("climate", "timeseries")
+        ('site', 'climate_channel', 'climate_year', 'climate_step')
+    """
+    return ("site", *(dim_name(modality, role) for role in KIND_ROLES[kind]))
+
+
+def modality_attrs(kind: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Attributes of a modality variable: ``kind``, ``roles`` and the kind's ``extra`` ones.
+
+    Args:
+        kind: One of :data:`KIND_ROLES`.
+        extra: e.g. ``groups`` (tabular), ``step_unit`` (timeseries), ``grid`` (image).
+
+    Example:
+        >>> modality_attrs("timeseries", {"step_unit": "month"})
+        {'kind': 'timeseries', 'roles': 'channel,year,step', 'step_unit': 'month'}
+    """
+    return {"kind": kind, "roles": ",".join(KIND_ROLES[kind]), **dict(extra or {})}
+
+
+def dataset_attrs(
+    *, task: str, layout: str, source: str, split_method: str, split_seed: int, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Global attributes of a consolidated dataset: the format mark, the task and the provenance.
+
+    Args:
+        task: ``"multilabel"`` or ``"multiclass"``.
+        layout: What the reader read (``glc25``, ``embeddings``, ``table`` ...).
+        source: The raw input's path.
+        split_method: How ``split`` was drawn.
+        split_seed: Its seed.
+        extra: The reader's own attributes (counts, spacing ...).
+    """
+    return {
+        "miam_format": FORMAT,
+        "task": task,
+        "layout": layout,
+        "source": source,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "version": __version__,
+        "split_method": split_method,
+        "split_seed": int(split_seed),
+        **dict(extra or {}),
+    }
 
 
 def modality_names(ds: xr.Dataset) -> list[str]:
@@ -239,6 +318,7 @@ def open_dataset(path: str | os.PathLike) -> xr.Dataset:
         for name in _SMALL_COORDS:  # read once here: validation needs them, and they are small
             if name in ds.coords and ds[name].ndim == 1:
                 ds[name].variable.load()
+        ds = plain_strings(ds)
     except Exception as exc:  # noqa: BLE001 - any reader failure means the same thing to the user
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(

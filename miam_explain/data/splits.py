@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import verde as vd
 
-from miam_explain.errors import DataError
+from miam_explain.errors import ConfigError, DataError
 
 __all__ = ["block_labels", "spatial_split", "stratified_split"]
 
@@ -28,9 +28,24 @@ def block_labels(lon: np.ndarray, lat: np.ndarray, *, spacing: float = 1.0) -> n
 
     Returns:
         ``int64[N]`` block label per site.
+
+    Raises:
+        ConfigError: ``spacing`` is not a positive, finite number of degrees.
+
+    Examples:
+        >>> block_labels(np.array([0.2, 0.7, 1.5, 3.2]), np.array([45.1, 45.3, 45.2, 46.5]), spacing=1.0).tolist()
+        [0, 0, 1, 2]
     """
+    _check_spacing(spacing)
     _, labels = vd.block_split((np.asarray(lon, float), np.asarray(lat, float)), spacing=spacing)
     return np.asarray(labels, dtype=np.int64)
+
+
+def _check_spacing(spacing: float) -> None:
+    if isinstance(spacing, bool) or not isinstance(spacing, (int, float, np.number)) or not 0 < spacing < np.inf:
+        raise ConfigError(
+            f"block size (--block-size-deg) {spacing!r} must be a positive number of degrees; the paper uses 1"
+        )
 
 
 def _check_fractions(val: float, test: float) -> None:
@@ -64,6 +79,7 @@ def spatial_split(
 
     Raises:
         DataError: no sites, or fractions out of range.
+        ConfigError: ``spacing`` is not a positive number of degrees.
     """
     _check_fractions(val, test)
     n = len(lon)

@@ -4,6 +4,7 @@
   (folder and file names, cube shapes, band and column names, path helpers);
 * :mod:`~miam_explain.data.glc.reader`: layout detection, metadata, file index and per-file readers;
 * :mod:`~miam_explain.data.glc.prepare`: :func:`prepare_geoplant`, raw folder -> consolidated dataset;
+* :mod:`~miam_explain.data.glc.recipe`: :class:`Recipe`, the species and tabular columns it keeps (the paper's recipe);
 * :mod:`~miam_explain.data.glc.writer`: writing raw files in the GLC25 layout (used by the synthetic generator).
 """
 
@@ -16,6 +17,7 @@ from miam_explain.data.glc.layout import (
     survey_paths,
 )
 from miam_explain.data.glc.prepare import PrepareReport, prepare_geoplant
+from miam_explain.data.glc.recipe import Recipe
 from miam_explain.data.glc.reader import (
     detect_layout,
     read_cube,
@@ -29,6 +31,7 @@ __all__ = [
     "IMAGE_BANDS",
     "LANDSAT_CHANNELS",
     "PrepareReport",
+    "Recipe",
     "detect_layout",
     "prepare_geoplant",
     "read_cube",

@@ -14,7 +14,7 @@ import json
 import os
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,9 +46,10 @@ from miam_explain.data.glc.reader import (
     read_tabular,
     read_tiff,
 )
+from miam_explain.data.glc.recipe import Recipe, recipe_attrs, select_species, select_tabular
 from miam_explain.data.splits import spatial_split
 from miam_explain.data.store import SiteChunkWriter, as_text
-from miam_explain.errors import DataError
+from miam_explain.errors import ConfigError, DataError
 
 __all__ = ["PrepareReport", "prepare_geoplant"]
 
@@ -65,6 +66,7 @@ class PrepareReport:
     unreadable: Counter = field(default_factory=Counter)
     unreadable_examples: list[str] = field(default_factory=list)
     skipped_unlabelled: int = 0
+    species_note: str = ""
 
     def summary(self) -> str:
         """A few readable lines for the command line."""
@@ -72,6 +74,8 @@ class PrepareReport:
             f"prepared {self.n_sites} sites, {self.n_species} species ({self.layout} layout); "
             + ", ".join(f"{k}: {v}" for k, v in self.split_counts.items())
         ]
+        if self.species_note:
+            lines.append(f"  {self.species_note}")
         for kind in sorted(set(self.missing) | set(self.unreadable)):
             lines.append(
                 f"  {kind}: {self.missing.get(kind, 0)} files missing, {self.unreadable.get(kind, 0)} unreadable -> NaN"
@@ -120,6 +124,9 @@ def prepare_geoplant(
     val: float = 0.15,
     test: float = 0.15,
     seed: int = 42,
+    min_presences: int | None = None,
+    species_in_every_split: bool | None = None,
+    tabular_columns: Sequence[str] | None = None,
     chunk_size: int = 512,
     strict: bool = False,
     overwrite: bool = False,
@@ -132,34 +139,53 @@ def prepare_geoplant(
         out: Output ``.zarr`` folder (streamed) or ``.nc`` file.
         split: ``"spatial"`` (verde 1-degree blocks) or ``"given"`` (the
             metadata's train/test subset, with val drawn from train blocks).
-        spacing: Block size in degrees for the spatial split.
+        spacing: Block size in degrees for the spatial split (``--block-size-deg``; 1 in the paper).
         val: Validation fraction.
         test: Test fraction.
         seed: Split seed.
+        min_presences: Keep the species present in at least this many surveys, counted
+            over all splits (21 = the paper's "more than 20"); ``None`` keeps all.
+        species_in_every_split: Keep only species present in every split; ``None``
+            means on exactly when ``min_presences`` is given (the paper's recipe).
+        tabular_columns: Tabular columns or variable groups (``worldclim``, ``soil`` ...)
+            that become tokens; ``None`` keeps every numeric column of every CSV.
         chunk_size: Sites per streamed chunk (bounds memory).
         strict: Raise on the first unreadable file instead of writing NaN.
         overwrite: Replace an existing output.
         progress: Show a progress bar.
 
     Returns:
-        A :class:`PrepareReport` with the counts of missing and unreadable files.
+        A :class:`PrepareReport` with the counts of missing and unreadable files
+        and of the species the recipe dropped (recorded in the ``recipe`` attr too).
 
     Raises:
-        DataError: missing folder, bad metadata or CSVs, or (``strict``) an unreadable file.
+        ConfigError: ``min_presences`` below 1, a block size that is not positive,
+            or an unknown tabular column.
+        DataError: missing folder, bad metadata or CSVs, a recipe that keeps no
+            species, or (``strict``) an unreadable file.
     """
+    recipe = Recipe(
+        min_presences=min_presences,
+        species_in_every_split=species_in_every_split,
+        tabular_columns=None if tabular_columns is None else tuple(tabular_columns),
+    )
     raw = Path(raw)
     layout = detect_layout(raw)
-    sites, species, pairs, n_unlabelled = read_metadata(raw)
-    index = index_files(raw)
+    sites, _, pairs, n_unlabelled = read_metadata(raw)
     split_names = _make_split(sites, split=split, spacing=spacing, val=val, test=test, seed=seed)
+    selection = select_species(pairs, pd.Series(split_names, index=sites["surveyId"].to_numpy()), recipe)
+    species = selection.kept
+    pairs = pairs[pairs["speciesId"].isin(species)]
+    index = index_files(raw)
     report = PrepareReport(
         layout=layout,
         n_sites=len(sites),
         n_species=len(species),
         split_counts={s: int((split_names == s).sum()) for s in ("train", "val", "test")},
         skipped_unlabelled=n_unlabelled,
+        species_note=selection.summary(recipe) if recipe.min_presences or recipe.in_every_split else "",
     )
-    modalities = _modalities(layout, index, sites["surveyId"].to_numpy())
+    modalities = _modalities(layout, index, sites["surveyId"].to_numpy(), tabular_columns=recipe.tabular_columns)
     species_pos = pd.Series(np.arange(len(species)), index=species)
     pairs_by_site = pairs.groupby("surveyId")["speciesId"].apply(lambda s: species_pos[s.to_numpy()].to_numpy())
 
@@ -222,6 +248,7 @@ def prepare_geoplant(
                 "split_method": split,
                 "split_seed": int(seed),
                 "split_spacing_deg": float(spacing),
+                "recipe": recipe_attrs(recipe, selection, split=split, spacing=spacing),
                 "reader_missing": json.dumps(dict(report.missing)),
                 "reader_unreadable": json.dumps(dict(report.unreadable)),
             }
@@ -246,12 +273,21 @@ def _make_split(sites: pd.DataFrame, *, split: str, spacing: float, val: float, 
     raise DataError(f"unknown split {split!r} for presence-absence data; use 'spatial' or 'given'")
 
 
-def _modalities(layout: str, index: FileIndex, survey_ids: np.ndarray) -> list[_Modality]:
-    """The modalities this raw folder provides, in canonical order."""
+def _modalities(
+    layout: str, index: FileIndex, survey_ids: np.ndarray, *, tabular_columns: tuple[str, ...] | None = None
+) -> list[_Modality]:
+    """The modalities this raw folder provides, in canonical order (tabular restricted to ``tabular_columns``)."""
     modalities: list[_Modality] = []
     table = read_tabular(index.tabular, survey_ids)
+    if table is None and tabular_columns is not None:
+        raise ConfigError(
+            "--tabular-columns was given but the raw folder has no tabular CSV "
+            "(EnvironmentalValues/ or EnvironmentalRasters/); leave the option out"
+        )
     if table is not None:
         frame, groups = table
+        if tabular_columns is not None:
+            frame, groups = select_tabular(frame, groups, tabular_columns)
         values = frame.to_numpy(np.float32)
         row_of = {int(s): i for i, s in enumerate(frame.index.to_numpy())}
         modalities.append(
