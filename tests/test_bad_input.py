@@ -824,6 +824,11 @@ def _command_options(command: str, paths: dict, out: str) -> dict[str, tuple[st.
             "--blocks": (st.sampled_from(["1", "0.5"]), st.sampled_from(["0", "-1", "nan", "inf", "x"])),
             "--basemap": (st.just("none"), st.sampled_from([str(root / "text.txt"), "missing.shp"])),
             "--dpi": (st.just("40"), st.sampled_from(["0", "10000", "x"])),
+            "--against": (st.sampled_from(["lat", "lon"]), st.sampled_from(["nope", "Bio1", "site_id"]) | junk),
+            "--data": (st.sampled_from(paths["data"][:2]), st.sampled_from(paths["data"][2:])),
+            "--neighbours": (st.sampled_from(["1", "2"]), st.sampled_from(["0", "-1", "x", "1.5"])),
+            "--permutations": (st.just("99"), st.sampled_from(["0", "10", "x"])),
+            "--seed": (st.just("0"), st.sampled_from(["-1", "x"])),
             "--out": (st.just(out + ".png"), outs | st.just(out + ".pdf")),
         }
     if command == "demo":  # never a runnable demo: the --out is always taken by something that is no demo

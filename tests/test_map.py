@@ -221,6 +221,65 @@ def test_cli_maps_a_prediction_result(results, tmp_path, capsys):
     assert out2.read_bytes() != before
 
 
+def test_cli_reports_morans_i_and_draws_the_values_against_a_covariate(results, tmp_path, capsys):
+    import json
+
+    from miam_explain.explain.result import open_result, select_values
+    from miam_explain.spatial import moran
+
+    ds = open_result(results["prediction"])
+    species = str(ds["target"].values[2])
+    values = select_values(ds, player="red+nir", target=species)
+    expected = moran(values, k=5, n_permutations=199, seed=3)
+
+    out = tmp_path / "gradient.png"
+    args = ["map", str(results["prediction"]), "--player", "red+nir", "--target", species, "--basemap", "none", "--dpi", "50"]
+    assert main([*args, "--against", "Bio1", "--neighbours", "5", "--permutations", "199", "--seed", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert expected.summary() in printed and f"wrote {out}" in printed
+    with Image.open(out) as image:
+        assert json.loads(image.info["Moran"]) == expected.to_dict()
+        assert json.loads(image.info["Description"])["against"] == "Bio1"
+        wide = image.size
+    # Without --against: the map alone (narrower), Moran's I with the defaults (8 neighbours, 999 permutations).
+    alone = tmp_path / "alone.png"
+    assert main([*args, "--out", str(alone)]) == 0
+    with Image.open(alone) as image:
+        assert json.loads(image.info["Moran"]) == moran(values).to_dict()
+        assert image.size[0] < wide[0]
+    # A coordinate of the result needs no dataset.
+    assert main([*args, "--against", "lat", "--data", str(tmp_path / "nowhere.zarr"), "--out", str(tmp_path / "lat.png")]) == 0
+
+    # Constant values: no Moran's I (said so), but the map is still drawn.
+    from miam_explain.explain import save_result
+
+    flat = ds.copy(deep=True)
+    flat["shapley"].loc[{"player": "red"}] = 0.25
+    save_result(flat, tmp_path / "flat.nc")
+    capsys.readouterr()
+    assert main(["map", str(tmp_path / "flat.nc"), "--player", "red", "--target", species, "--basemap", "none", "--out", str(tmp_path / "flat.png")]) == 0
+    assert "Moran's I not computed" in capsys.readouterr().out
+    with Image.open(tmp_path / "flat.png") as image:
+        assert "constant" in json.loads(image.info["Moran"])["error"]
+
+
+def test_cli_gradient_and_moran_errors_are_one_line(results, tmp_path, capsys):
+    pred, out = str(results["prediction"]), str(tmp_path / "map.png")
+    species = open_result_targets(results["prediction"])[0]
+    base = ["map", pred, "--player", "nir", "--target", species, "--basemap", "none", "--out", out]
+
+    assert main([*base, "--against", "Bio99"]) == 2
+    err = one_error_line(capsys)
+    assert "unknown covariate 'Bio99'" in err and "Bio1" in err and "lat" in err
+    assert main([*base, "--against", "Bio1", "--data", str(tmp_path / "missing.zarr")]) == 2
+    assert "does not exist" in one_error_line(capsys)
+    assert main([*base, "--neighbours", "0"]) == 2
+    assert "neighbours" in one_error_line(capsys)
+    assert main([*base, "--permutations", "9"]) == 2
+    assert "permutations" in one_error_line(capsys)
+    assert not (tmp_path / "map.png").exists()
+
+
 def test_cli_errors_are_one_line(results, tmp_path, capsys):
     out = str(tmp_path / "map.png")
     pred, perf = str(results["prediction"]), str(results["performance"])

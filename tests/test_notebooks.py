@@ -20,7 +20,9 @@ ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
 NOTEBOOKS = {
     "ndvi_bands.ipynb": ["ndvi_band_shapley", "ndvi_band_combinations", "ndvi_bands_by_role"],
     "heatwave_windows.ipynb": ["heatwave_year_shapley", "heatwave_expanding_window", "heatwave_year_map"],
-    "contribution_maps.ipynb": ["maps_modalities_richness", "maps_red_nir", "maps_cli_red_nir"],
+    "contribution_maps.ipynb": [
+        "maps_modalities_richness", "maps_red_nir", "maps_gradients_richness", "maps_cli_red_nir", "maps_cli_climate_bio1",
+    ],
 }
 #: Tiny settings: 240 sites, 12 species, a width-16 one-block model for 2 epochs.
 TINY_ENV = {
