@@ -16,7 +16,7 @@ from pathlib import Path
 
 from miam_explain.errors import DataError, OutputError, OutputExistsError
 
-__all__ = ["check_output_path", "atomic_path", "output_errors", "remove_path", "read_toml", "start_folder"]
+__all__ = ["check_output_path", "atomic_path", "output_errors", "remove_path", "read_toml", "parse_toml", "start_folder"]
 
 #: ``OSError`` numbers that mean "this output cannot be written here" (full disk, quota, permissions).
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS})
@@ -153,14 +153,30 @@ def read_toml(path: str | os.PathLike, *, what: str, hint: str) -> dict:
     """
     from miam_explain.errors import ConfigError
 
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} {str(path)!r} does not exist; {hint}")
     try:
-        return tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        text = path.read_text()
+    except (UnicodeDecodeError, OSError) as exc:
         raise ConfigError(f"{what} {path.name} is not valid TOML ({exc})") from None
+    return parse_toml(text, what=f"{what} {path.name}")
+
+
+def parse_toml(text: str, *, what: str) -> dict:
+    """Parse TOML text, or raise a one-line :class:`~miam_explain.errors.ConfigError` naming ``what``.
+
+    Example:
+        >>> parse_toml('[groupings.g]\\na = ["years:2003"]', what="groupings")
+        {'groupings': {'g': {'a': ['years:2003']}}}
+    """
+    from miam_explain.errors import ConfigError
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} is not valid TOML ({' '.join(str(exc).split())})") from None

@@ -15,6 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", type=Path, default=None, help="dataset (default: the one recorded in the checkpoint)")
     parser.add_argument("--split", default="test", help="train, val, test or all (default test)")
     parser.add_argument("--subsets", default="paper", help="'paper' or a TOML file with a [subsets] table")
+    parser.add_argument("--groupings", type=Path, default=None, metavar="FILE.toml",
+                        help="user groupings ([groupings.NAME] tables; docs/schema.md) that the subsets may name")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (default auto)")
     parser.add_argument("--batch-size", type=int, default=512, help="sites per batch")
     parser.add_argument("--out", type=Path, default=None, help="CSV table to write")
@@ -29,8 +31,8 @@ def _run(args: argparse.Namespace) -> None:
 
     if args.out is not None:
         check_output_path(args.out, overwrite=args.overwrite)
-    table = evaluate(args.model, data=args.data, split=args.split, subsets=args.subsets, device=args.device,
-                     batch_size=args.batch_size, progress=not args.quiet)
+    table = evaluate(args.model, data=args.data, split=args.split, subsets=args.subsets, groupings=args.groupings,
+                     device=args.device, batch_size=args.batch_size, progress=not args.quiet)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if args.out is not None:
         with atomic_path(args.out, overwrite=args.overwrite) as tmp:

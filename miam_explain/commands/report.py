@@ -24,6 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="model evaluations (coalition x site): heatwave's sampling budget (default 400 coalitions per site); "
                              "ndvi and modalities evaluate every combination and refuse a smaller cap")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--group", default=None,
+                        help="grouping whose members are the players instead of the report's own (spectral_bands, "
+                             "climate_years, modalities), e.g. one of --groupings")
+    parser.add_argument("--groupings", type=Path, default=None, metavar="FILE.toml",
+                        help="user groupings ([groupings.NAME] tables of selectors; docs/schema.md)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--out", required=True, type=Path, help="report folder to create")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -36,7 +41,7 @@ def _run(args: argparse.Namespace) -> None:
 
     folder = run_report(args.kind, args.model, args.data, out=args.out, split=args.split, target=args.target,
                         n_boot=args.n_boot, budget=args.budget, seed=args.seed, device=args.device,
-                        overwrite=args.overwrite, progress=not args.quiet)
+                        overwrite=args.overwrite, progress=not args.quiet, group=args.group, groupings=args.groupings)
     summary = json.loads((folder / "summary.json").read_text())
     for sentence in summary.get("findings", []):
         print(sentence)

@@ -16,7 +16,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``shapley`` command."""
     parser = subparsers.add_parser("shapley", help="Shapley values of token groups (exact or sampled)")
     parser.add_argument("--model", required=True, type=Path, help="checkpoint (.safetensors) or run folder")
-    parser.add_argument("--group", required=True, help="grouping whose members are the players, e.g. spectral_bands, years, modalities")
+    parser.add_argument("--group", required=True,
+                        help="grouping whose members are the players, e.g. spectral_bands, years, modalities, or one of --groupings")
+    parser.add_argument("--groupings", type=Path, default=None, metavar="FILE.toml",
+                        help="user groupings ([groupings.NAME] tables of selectors, ranges such as climate_years:2000..2004 "
+                             "included; docs/schema.md); their names become valid for --group")
     parser.add_argument("--data", type=Path, default=None, help="dataset (default: the one recorded in the checkpoint)")
     parser.add_argument("--split", default="test", help="train, val, test or all (default test)")
     parser.add_argument("--value", choices=("prediction", "performance"), default="prediction",
@@ -87,7 +91,7 @@ def _run(args: argparse.Namespace) -> None:
     }
     with _log_to_stderr(not args.quiet):
         ds = shapley(
-            args.model, args.data, group=args.group, value=args.value, method=args.method, budget=args.budget,
+            args.model, args.data, group=args.group, groupings=args.groupings, value=args.value, method=args.method, budget=args.budget,
             tol=args.tol, seed=args.seed, context=args.context, target=target, output=args.output, metric=args.metric,
             interactions=args.interactions, split=args.split, sites=sites, collapse=not args.no_collapse,
             device=args.device, progress=not args.quiet, **stored,

@@ -16,7 +16,7 @@ import numpy as np
 
 from miam_explain.errors import ConfigError
 
-__all__ = ["check_budget", "check_tol", "check_seed", "check_positive"]
+__all__ = ["check_budget", "check_tol", "check_seed", "check_positive", "check_group"]
 
 
 def check_budget(budget: int | None) -> int | None:
@@ -49,3 +49,9 @@ def check_positive(name: str, value: int) -> int:
         raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
     return int(value)
 
+
+
+def check_group(group: str) -> str:
+    if not isinstance(group, str) or not group:
+        raise ConfigError(f"group must be the name of a grouping such as 'spectral_bands', got {group!r}")
+    return group

@@ -23,7 +23,7 @@ import torch
 import xarray as xr
 
 from miam_explain.data.format import text_values
-from miam_explain.data.schema import Players
+from miam_explain.data.schema import GroupingsInput, Players, TokenSchema
 from miam_explain.errors import ConfigError, DataError, SchemaError
 from miam_explain.explain.game import as_coalition_array
 from miam_explain.models.fusion import MiamModel
@@ -38,6 +38,7 @@ __all__ = [
     "PerformanceGame",
     "prediction_game",
     "performance_game",
+    "players_of",
     "resolve_targets",
     "check_auc_defined",
     "CONTEXTS",
@@ -208,11 +209,40 @@ def check_auc_defined(data: SplitTensors, split: str) -> None:
         raise DataError(f"no species has both presences and absences in split {split!r}; AUC is undefined")
 
 
-def _setup(model, data, *, group: str, split: str | None, sites, collapse: bool, device: str, progress: bool):
-    model, ds = model_and_data(model, data, device=device)
-    players = model.schema.players(group)
+def players_of(schema: TokenSchema, group: str, groupings: GroupingsInput = None) -> Players:
+    """The players of ``group``, once the user ``groupings`` (if any) are added to the model's schema.
+
+    Args:
+        schema: The model's token schema.
+        group: A grouping name (built-in, or one of ``groupings``).
+        groupings: User groupings, as :meth:`TokenSchema.with_groupings
+            <miam_explain.data.schema.TokenSchema.with_groupings>` takes them; ``None`` for none.
+
+    Returns:
+        The players; a user grouping's ``definition`` is set.
+
+    Raises:
+        SchemaError: an unknown grouping (the message lists every grouping, the user ones too), a user
+            grouping that is not valid, members that overlap, or a grouping without players.
+
+    Example:
+        >>> from miam_explain import load_model
+        >>> schema = load_model(run_folder).schema
+        >>> players_of(schema, "late", {"late": {"a": ["climate_years:2010..2014"], "b": ["climate_years:2015..2018"]}}).names
+        ('a', 'b')
+    """
+    if groupings:
+        schema = schema.with_groupings(groupings)
+    players = schema.players(group)
     if players.n_players == 0:
         raise SchemaError(f"grouping {group!r} has no players in this data")
+    return players
+
+
+def _setup(model, data, *, group: str, groupings: GroupingsInput, split: str | None, sites, collapse: bool, device: str,
+           progress: bool):
+    model, ds = model_and_data(model, data, device=device)
+    players = players_of(model.schema, group, groupings)
     split_data = load_split(ds, model.schema, split)
     if sites is not None:
         split_data = split_data.subset(sites, split=split)
@@ -225,6 +255,7 @@ def prediction_game(
     data: xr.Dataset | str | os.PathLike | None = None,
     *,
     group: str,
+    groupings: GroupingsInput = None,
     split: str = "test",
     sites: Sequence[int] | None = None,
     target: str | Sequence[str] = "auto",
@@ -239,7 +270,8 @@ def prediction_game(
     Args:
         model: Trained model or checkpoint path.
         data: Dataset or path; default the one recorded in the checkpoint.
-        group: Grouping whose members are the players (``spectral_bands``, ``years`` …).
+        group: Grouping whose members are the players (``spectral_bands``, ``years`` …, or one of ``groupings``).
+        groupings: User groupings added to the model's schema (see :func:`players_of`).
         split: Sites of this split (``all`` for every site).
         sites: Optional ``site_id`` values to restrict to.
         target: Species ids, ``richness`` (sum of probabilities), ``all``, or ``auto``
@@ -256,7 +288,8 @@ def prediction_game(
     if output not in OUTPUTS:
         raise ConfigError(f"output {output!r} must be 'probability' or 'logit'")
     engine, players, split_data, species = _setup(
-        model, data, group=group, split=split, sites=sites, collapse=collapse, device=device, progress=progress
+        model, data, group=group, groupings=groupings, split=split, sites=sites, collapse=collapse, device=device,
+        progress=progress,
     )
     names, index = resolve_targets(target, species, split_data.task, output)
     return PredictionGame(engine, players, context, split_data, target_names=names, target_index=index, output=output)
@@ -267,6 +300,7 @@ def performance_game(
     data: xr.Dataset | str | os.PathLike | None = None,
     *,
     group: str,
+    groupings: GroupingsInput = None,
     split: str = "test",
     metric: str = "auto",
     context: str = "none",
@@ -279,10 +313,11 @@ def performance_game(
 
     ``metric="auto"`` is ``auc`` for multi-label data and ``accuracy`` for classes. With
     ``weights`` (``float[R, N]``, one row per weighting of the split's sites) the game gives
-    ``float64[C, R]``.
+    ``float64[C, R]``. ``groupings`` adds user groupings to the model's schema (see :func:`players_of`).
     """
     engine, players, split_data, _ = _setup(
-        model, data, group=group, split=split, sites=None, collapse=collapse, device=device, progress=progress
+        model, data, group=group, groupings=groupings, split=split, sites=None, collapse=collapse, device=device,
+        progress=progress,
     )
     resolved = resolve_metric(metric, split_data.task)
     if resolved.name == "auc":

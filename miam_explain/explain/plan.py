@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import os
 from pathlib import Path
@@ -24,9 +25,10 @@ import numpy as np
 import xarray as xr
 
 from miam_explain.data.format import read_values, select_split, text_values
-from miam_explain.errors import ConfigError, DataError, SchemaError
+from miam_explain.data.schema import Players, TokenSchema
+from miam_explain.errors import ConfigError, DataError
 from miam_explain.explain.estimators import ESTIMATORS, choose_method
-from miam_explain.explain.games import resolve_targets
+from miam_explain.explain.games import players_of, resolve_targets
 from miam_explain.explain.request import DEFAULT_BUDGET, ShapleyRequest
 from miam_explain.explain.result import data_attr, file_sha256, provenance_attrs
 from miam_explain.models.checkpoint import data_fingerprint, resolve_checkpoint
@@ -67,6 +69,8 @@ class ChunkSpec:
         interactions: Pairwise interaction indices (exact).
         n_sites: Sites of the whole run (the budget is shared out over them).
         progress: Show the estimator's progress bars (in-process runs only).
+        groupings: The request's user groupings as JSON (``""`` for none), added to the model's
+            schema where the chunk runs (:meth:`players`).
     """
 
     checkpoint: str
@@ -89,6 +93,11 @@ class ChunkSpec:
     interactions: bool
     n_sites: int
     progress: bool = False
+    groupings: str = ""
+
+    def players(self, schema: TokenSchema) -> Players:
+        """The players of the run on ``schema`` (the model's), with the run's user groupings added."""
+        return players_of(schema, self.group, json.loads(self.groupings) if self.groupings else None)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -149,6 +158,8 @@ class Plan:
             "tol": spec.tol, "seed": spec.seed, "context": spec.context, "split": spec.split, "collapse": spec.collapse,
             "chunk_size": self.chunk_size, "n_sites": spec.n_sites,
         }
+        if self.attrs.get("grouping_definition"):  # a user grouping: the same names may hold other tokens
+            config["grouping_definition"] = self.attrs["grouping_definition"]
         if spec.value == "prediction":
             ids = np.ascontiguousarray(self.sites[0], dtype=np.int64) if self.sites else np.zeros(0, dtype=np.int64)
             config.update({
@@ -213,7 +224,8 @@ def plan(request: ShapleyRequest, model: MiamModel | str | os.PathLike, data: xr
 
     Raises:
         ConfigError: objects where a chunked run needs paths, an unknown estimator setting.
-        SchemaError: an unknown grouping, or one without players.
+        SchemaError: an unknown grouping, one without players, user groupings that are not valid, or
+            players that overlap.
         DataError: an empty split, or sites that are not in it.
         CheckpointError: a model that does not fit the data.
     """
@@ -225,9 +237,7 @@ def plan(request: ShapleyRequest, model: MiamModel | str | os.PathLike, data: xr
     checkpoint = str(resolve_checkpoint(model)) if isinstance(model, (str, os.PathLike)) else getattr(model, "checkpoint_path", None)
     loaded, ds = model_and_data(checkpoint if checkpoint and request.chunked else model, data,
                                 device="cpu" if request.sharded else request.device)
-    players = loaded.schema.players(request.group)
-    if players.n_players == 0:
-        raise SchemaError(f"grouping {request.group!r} has no players in this data")
+    players = players_of(loaded.schema, request.group, request.groupings)
     task = "multilabel" if "labels" in ds else "multiclass"
     positions, sites = _sites(ds, request)
     targets, index, metric = (), None, ""
@@ -251,11 +261,12 @@ def plan(request: ShapleyRequest, model: MiamModel | str | os.PathLike, data: xr
         split=request.split, metric=metric, targets=targets, target_index=index, output=request.output,
         method=estimator.method, budget=request.budget, tol=request.tol, seed=request.seed,
         interactions=request.interactions, n_sites=n_sites, progress=request.progress and not request.sharded,
+        groupings=json.dumps(request.groupings) if request.groupings else "",
     )
     attrs = provenance_attrs(
         value=request.value, metric=request.output if request.value == "prediction" else metric, group=request.group,
         context=request.context, seed=request.seed, checkpoint=checkpoint, data=data_attr(data, loaded),
-        split=request.split, tol=request.tol, n_sites=n_sites,
+        split=request.split, tol=request.tol, n_sites=n_sites, grouping_definition=players.definition,
     )
     return Plan(
         request=request, spec=spec, players=tuple(players.names), positions=positions, sites=sites,

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from miam_explain.data.schema import GroupingsInput, read_groupings
 from miam_explain.errors import ConfigError
-from miam_explain.explain.checks import check_budget, check_positive, check_seed, check_tol
+from miam_explain.explain.checks import check_budget, check_group, check_positive, check_seed, check_tol
 from miam_explain.explain.estimators import ESTIMATORS
 from miam_explain.explain.games import CONTEXTS, OUTPUTS
 from miam_explain.runtime.metrics import METRICS
@@ -45,7 +46,10 @@ class ShapleyRequest:
     """Everything a Shapley run is asked to do (see :func:`miam_explain.shapley` for each option).
 
     Attributes:
-        group: Grouping whose members are the players.
+        group: Grouping whose members are the players (built-in, or one of ``groupings``).
+        groupings: User groupings ``{name: {member: (selector, ...)}}`` read from a TOML path, TOML
+            text or a mapping (:func:`~miam_explain.data.schema.read_groupings`), or ``None``; the
+            schema resolves their selectors when the run is planned.
         value: ``prediction`` or ``performance``.
         method: ``auto`` or a key of :data:`~miam_explain.explain.estimators.ESTIMATORS`.
         budget: Model evaluations allowed, one per (coalition, site); ``None`` for the default.
@@ -68,8 +72,10 @@ class ShapleyRequest:
         overwrite: Start a stored run afresh.
 
     Raises:
-        ConfigError: an option of the wrong kind or out of range, or options that do not go together.
+        ConfigError: an option of the wrong kind or out of range, options that do not go together, a
+            groupings file that is missing or TOML that does not parse.
         DataError: ``sites`` that are not site ids.
+        SchemaError: groupings of the wrong shape.
     """
 
     group: str
@@ -93,13 +99,14 @@ class ShapleyRequest:
     store: Path | None = None
     chunk_size: int | None = None
     overwrite: bool = False
+    groupings: GroupingsInput = dataclasses.field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 - frozen: normalise in place
         if self.value not in VALUES:
             raise ConfigError(f"value {self.value!r} must be 'prediction' or 'performance'")
-        if not isinstance(self.group, str) or not self.group:
-            raise ConfigError(f"group must be the name of a grouping such as 'spectral_bands', got {self.group!r}")
+        check_group(self.group)
+        set_("groupings", read_groupings(self.groupings))
         methods = ("auto", *ESTIMATORS)
         if self.method not in methods:
             raise ConfigError(f"unknown method {self.method!r}; use one of {', '.join(methods)}")

@@ -197,12 +197,18 @@ def provenance_attrs(
     split: str,
     tol: float | None,
     n_sites: int,
+    grouping_definition: str = "",
 ) -> dict:
-    """The provenance attrs of a result (DESIGN §4), the same for in-memory and sharded runs."""
+    """The provenance attrs of a result (DESIGN §4), the same for in-memory and sharded runs.
+
+    ``grouping_definition`` is a user grouping's definition as JSON (``Players.definition``), ``""``
+    for a built-in grouping.
+    """
     return {
         "game": value,
         "metric": metric,
         "grouping": group,
+        "grouping_definition": grouping_definition,
         "context": context,
         "seed": int(seed),
         "model_sha256": file_sha256(checkpoint),

@@ -18,6 +18,7 @@ from pathlib import Path
 import xarray as xr
 from tqdm.auto import tqdm
 
+from miam_explain.data.schema import GroupingsInput
 from miam_explain.explain.estimators import ShapleyResult
 from miam_explain.explain.plan import Plan, plan, plan_estimator
 from miam_explain.explain.request import ShapleyRequest
@@ -40,6 +41,7 @@ def shapley(
     data: xr.Dataset | str | os.PathLike | None = None,
     *,
     group: str,
+    groupings: GroupingsInput = None,
     value: str = "prediction",
     method: str = "auto",
     budget: int | None = None,
@@ -67,7 +69,11 @@ def shapley(
         model: Trained model or checkpoint path (a run folder means its best checkpoint).
         data: Dataset or path; default the one recorded in the checkpoint.
         group: Grouping whose members are the players (``spectral_bands``, ``years``,
-            ``modalities``, ``patches``, ``variables`` …).
+            ``modalities``, ``patches``, ``variables`` …, or a user grouping of ``groupings``).
+        groupings: User groupings added to the model's schema: a TOML file with
+            ``[groupings.NAME]`` tables, such TOML text, or the mapping ``{NAME: {member: [selectors]}}``
+            (selectors may be ranges, ``climate_years:2000..2004``; see ``docs/schema.md``). The
+            result's ``grouping_definition`` attr records the definition of a user ``group``.
         value: ``prediction`` (per site and target) or ``performance`` (a metric over the split).
         method: ``auto``, ``exact``, ``permutation`` (antithetic) or ``kernel`` (paired KernelSHAP).
         budget: Model evaluations allowed, one per (coalition, site); default 2,000,000.
@@ -104,9 +110,13 @@ def shapley(
         (('player',), 'exact', 'spectral_bands')
         >>> float(abs(ds["shapley"].sum("player") - (ds["v_full"] - ds["v_empty"]))) < 1e-9
         True
+        >>> windows = {"windows": {"early": ["climate_years:2000..2009"], "late": ["climate_years:2010..2018"]}}
+        >>> ds = shapley(run_folder, group="windows", groupings=windows, value="performance", device="cpu")
+        >>> ds["player"].values.tolist(), ds.attrs["grouping_definition"][:40]
+        (['early', 'late'], '{"windows": {"early": ["climate_years:20')
     """
     request = ShapleyRequest(
-        group=group, value=value, method=method, budget=budget, tol=tol, seed=seed, context=context, target=target,
+        group=group, groupings=groupings, value=value, method=method, budget=budget, tol=tol, seed=seed, context=context, target=target,
         output=output, metric=metric, interactions=interactions, split=split, sites=sites, collapse=collapse,
         device=device, progress=progress, scheduler=scheduler, workers=workers, store=store, chunk_size=chunk_size,
         overwrite=overwrite,

@@ -84,7 +84,7 @@ def run_report(kind: str, model, data=None, *, out: str | os.PathLike, **options
     """Write the report ``kind`` (``ndvi``, ``heatwave`` or ``modalities``) to the folder ``out``.
 
     ``options`` are the fields of :class:`ReportOptions` (``split``, ``target``, ``n_boot``,
-    ``seed``, ``device``, ``budget``, ``overwrite``, ``progress``).
+    ``seed``, ``device``, ``budget``, ``overwrite``, ``progress``, ``group``, ``groupings``).
 
     Raises:
         ConfigError: an unknown ``kind``, or an unknown or invalid option.

@@ -27,7 +27,7 @@ class ReportKind:
 
     Attributes:
         name: ``ndvi``, ``heatwave`` or ``modalities``.
-        group: Grouping whose members are the players.
+        group: Grouping whose members are the players, unless the options name another (``group=``).
         maps_target: The report maps ``options.target`` per site.
         compute: ``(context, options) -> result`` (the numbers, in an xarray-backed result).
         render: ``result -> page`` (findings, sections, figures, tables).
@@ -55,6 +55,6 @@ def build_report(kind: ReportKind, model, data, *, out: str | os.PathLike, optio
     """
     resolved = ReportOptions.from_kwargs(options)
     check_output_path(out, overwrite=resolved.overwrite)
-    context = open_context(model, data, group=kind.group, options=resolved, maps_target=kind.maps_target)
+    context = open_context(model, data, group=resolved.group or kind.group, options=resolved, maps_target=kind.maps_target)
     result = kind.compute(context, resolved)
     return write_report(result, kind.render(result), out, overwrite=resolved.overwrite)

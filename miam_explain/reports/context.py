@@ -135,6 +135,11 @@ class ReportContext:
         return self.game.engine
 
     @property
+    def group(self) -> str:
+        """The grouping whose members are the players."""
+        return self.game.players_spec.grouping
+
+    @property
     def model(self):
         """The model (in eval mode)."""
         return self.engine.model
@@ -243,7 +248,8 @@ class ReportContext:
 
         facts = self.facts
         return {
-            "report": report, "metric": facts.metric, "split": self.split, "n_sites": self.n_sites,
+            "report": report, "grouping": self.group, "grouping_definition": self.game.players_spec.definition,
+            "metric": facts.metric, "split": self.split, "n_sites": self.n_sites,
             "n_blocks": facts.n_blocks, "n_boot": self.n_boot,
             "bootstrap": f"{self.n_boot} resamples of whole {BLOCK_DEGREES:g} degree blocks (verde), percentile 95% intervals",
             "seed": self.seed, "model": self.model_path, "data": self.data_path, "version": __version__,
@@ -257,18 +263,20 @@ def open_context(model, data, *, group: str, options: ReportOptions, maps_target
     Args:
         model: Checkpoint, run folder or loaded model.
         data: Dataset or path (``None``: the one recorded in the checkpoint).
-        group: Grouping whose members are the players.
+        group: Grouping whose members are the players (built-in, or one of ``options.groupings``).
         options: The report's options.
         maps_target: The report maps ``options.target`` per site.
 
     Raises:
         ConfigError: an unknown target, or none for a report that maps one.
+        SchemaError: an unknown grouping, user groupings that are not valid, or players that overlap.
         DataError: a split with under 10 sites, or with all its sites in one block.
     """
     model_path = "" if not isinstance(model, (str, os.PathLike)) else str(Path(model))
     loaded, ds = model_and_data(model, data, device=options.device)
     data_path = str(data) if isinstance(data, (str, os.PathLike)) else str(loaded.meta.get("data", {}).get("path", ""))
-    game = performance_game(loaded, ds, group=group, split=options.split, device=options.device, progress=False)
+    game = performance_game(loaded, ds, group=group, groupings=options.groupings, split=options.split,
+                            device=options.device, progress=False)
     split_data = game.data
     if len(split_data) < MIN_SITES:
         raise DataError(f"split {options.split!r} has only {len(split_data)} sites; a report needs at least "

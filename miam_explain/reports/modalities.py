@@ -147,7 +147,7 @@ def compute_modalities(context: ReportContext, options: ReportOptions) -> Modali
     gain = v[-1] - v[0]
     shares = phi / gain if gain > 0 else np.full(len(names), np.nan)
     strategy, history = _training_history(context.model)
-    attrs = context.provenance("modalities") | {"grouping": GROUP, "context": "none", "strategy": strategy}
+    attrs = context.provenance("modalities") | {"context": "none", "strategy": strategy}
     dataset = xr.Dataset(
         {"shapley": ("player", phi), "shapley_lo": ("player", lo), "shapley_hi": ("player", hi),
          "shapley_boot": (("player", "resample"), phi_boot),

@@ -132,7 +132,7 @@ def compute_ndvi(context: ReportContext, options: ReportOptions) -> NdviResult:
     sites = context.site_values(site_phi[r] + site_phi[n], "red_nir_contribution",
                                 f"phi_{bands[r]} + phi_{bands[n]} ({context.facts.target})")
     attrs = context.provenance("ndvi") | {
-        "grouping": GROUP, "context": "none", "target": str(context.facts.target), "method": "exact",
+        "context": "none", "target": str(context.facts.target), "method": "exact",
         "n_coalitions": len(masks), "map": MAP,
     }
     dataset = xr.Dataset(

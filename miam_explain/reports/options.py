@@ -11,7 +11,9 @@ Example:
     >>> ReportOptions.from_kwargs({"nboot": 50})
     Traceback (most recent call last):
     ...
-    miam_explain.errors.ConfigError: unknown report option(s) ['nboot']; valid: split, target, n_boot, seed, device, budget, overwrite, progress
+    miam_explain.errors.ConfigError: unknown report option(s) ['nboot']; valid: split, target, n_boot, seed, device, budget, overwrite, progress, group, groupings
+    >>> ReportOptions(group="sources", groupings={"sources": {"sky": ["modalities:sentinel2,modalities:landsat"]}}).groupings
+    {'sources': {'sky': ('modalities:sentinel2,modalities:landsat',)}}
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from miam_explain.data.schema import GroupingsInput, read_groupings
 from miam_explain.errors import ConfigError
-from miam_explain.explain.checks import check_budget, check_seed
+from miam_explain.explain.checks import check_budget, check_group, check_seed
 
 __all__ = ["ReportOptions", "MIN_BOOT"]
 
@@ -48,9 +51,16 @@ class ReportOptions:
             exact reports (ndvi, modalities) refuse to exceed. ``None``: the report's default.
         overwrite: Replace an existing output folder.
         progress: Show progress bars.
+        group: Grouping whose members are the players, instead of the report's own
+            (``spectral_bands``, ``climate_years``, ``modalities``); ``None`` for the report's own.
+            The report still needs what it reads from its players (ndvi: a red and a nir member,
+            heatwave: years).
+        groupings: User groupings added to the model's schema (a TOML path, TOML text or a mapping,
+            read by :func:`~miam_explain.data.schema.read_groupings`), e.g. to define ``group``.
 
     Raises:
-        ConfigError: an option of the wrong kind or out of range.
+        ConfigError: an option of the wrong kind or out of range, a missing groupings file, TOML that does not parse.
+        SchemaError: groupings of the wrong shape.
     """
 
     split: str = "test"
@@ -61,6 +71,8 @@ class ReportOptions:
     budget: int | None = None
     overwrite: bool = False
     progress: bool = True
+    group: str | None = None
+    groupings: GroupingsInput = dataclasses.field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)
@@ -83,6 +95,9 @@ class ReportOptions:
         set_("budget", budget)
         for name in ("overwrite", "progress"):
             set_(name, bool(getattr(self, name)))
+        if self.group is not None:
+            check_group(self.group)
+        set_("groupings", read_groupings(self.groupings))
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, object]) -> ReportOptions:

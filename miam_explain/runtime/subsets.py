@@ -19,7 +19,7 @@ import torch
 import xarray as xr
 
 from miam_explain.files import read_toml
-from miam_explain.data.schema import TokenSchema
+from miam_explain.data.schema import GroupingsInput, TokenSchema
 from miam_explain.errors import ConfigError, SchemaError
 from miam_explain.models.fusion import MiamModel
 from miam_explain.runtime.engine import Engine
@@ -171,17 +171,41 @@ def evaluate(
     data: str | os.PathLike | xr.Dataset | None = None,
     split: str = "test",
     subsets: str | os.PathLike | Mapping[str, Sequence[str]] = "paper",
+    groupings: GroupingsInput = None,
     device: str = "auto",
     batch_size: int = 512,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Evaluate a model on token subsets of one split (see :func:`paper_subsets`).
 
+    Args:
+        model: Checkpoint, run folder or loaded model.
+        data: Dataset or path (``None``: the one recorded in the checkpoint).
+        split: Sites of this split (``all`` for every site).
+        subsets: ``"paper"``, a TOML file with a ``[subsets]`` table, or the mapping (see :func:`load_subsets`).
+        groupings: User groupings added to the model's schema first (a TOML path, TOML text or a
+            mapping; see :meth:`~miam_explain.data.schema.TokenSchema.with_groupings`), so that
+            subsets may name them (``heat_windows:2000-2004``).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        batch_size: Sites per tokenizer batch.
+        progress: Show a progress bar.
+
     Returns:
         One row per subset: ``subset``, the metric (``auc`` or ``top1``/``top5``),
         ``visible_tokens`` (mean per site) and ``sites``.
+
+    Raises:
+        ConfigError: an unreadable subsets or groupings file.
+        SchemaError: an unknown grouping or member in a subset, or user groupings that are not valid.
+
+    Example:
+        >>> windows = {"windows": {"early": ["climate_years:2000..2009"], "late": ["climate_years:2010..2018"]}}
+        >>> table = evaluate(run_folder, subsets={"late": ["windows:late"]}, groupings=windows, device="cpu")
+        >>> table["subset"].tolist(), int(table["visible_tokens"].round().iloc[0]) <= 36
+        (['late'], True)
     """
     model, ds = model_and_data(model, data, device=device)
-    keeps = load_subsets(subsets, model.schema)
+    schema = model.schema.with_groupings(groupings) if groupings else model.schema
+    keeps = load_subsets(subsets, schema)
     split_data = load_split(ds, model.schema, split)
     return evaluate_subsets(model, split_data, keeps, batch_size=batch_size, device=resolve_device(device), progress=progress)

@@ -5,8 +5,9 @@
 * :mod:`~miam_explain.data.schema.layout`: :class:`ModalityLayout`, one modality's tokens,
   read from a dataset's attributes;
 * :mod:`~miam_explain.data.schema.groupings`: the built-in groupings, user groupings
-  (TOML) and :class:`Players`;
-* :mod:`~miam_explain.data.schema.selectors`: the ``grouping:member`` syntax;
+  (TOML; :func:`read_groupings` reads a ``groupings=`` option) and :class:`Players`;
+* :mod:`~miam_explain.data.schema.selectors`: the ``grouping:member`` and
+  ``grouping:start..end`` syntax;
 * :mod:`~miam_explain.data.schema.messages`: wording of the error messages.
 
 ``docs/schema.md`` describes the token order, the groupings and the selectors.
@@ -14,8 +15,17 @@
 
 from __future__ import annotations
 
-from miam_explain.data.schema.groupings import BUILTIN_GROUPINGS, GroupingSpec, Players
+from miam_explain.data.schema.groupings import BUILTIN_GROUPINGS, GroupingSpec, GroupingsInput, Players, read_groupings
 from miam_explain.data.schema.layout import ModalityLayout
 from miam_explain.data.schema.token_schema import SCHEMA_FORMAT, TokenSchema
 
-__all__ = ["BUILTIN_GROUPINGS", "SCHEMA_FORMAT", "GroupingSpec", "ModalityLayout", "Players", "TokenSchema"]
+__all__ = [
+    "BUILTIN_GROUPINGS",
+    "SCHEMA_FORMAT",
+    "GroupingSpec",
+    "GroupingsInput",
+    "ModalityLayout",
+    "Players",
+    "TokenSchema",
+    "read_groupings",
+]

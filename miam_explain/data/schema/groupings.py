@@ -3,11 +3,14 @@
 A grouping maps member names to token indices (``int64``, sorted, read-only).
 :func:`builtin_groupings` derives ``modalities``, ``spectral_bands``,
 ``patches``, ``years``, ``<m>_years``, ``<m>_bands``, ``<m>_channels``,
-``variables``, ``variable_groups`` and ``tokens`` from the modality layouts;
+``variables``, ``variable_groups`` and ``tokens`` from the modality layouts, and
+:func:`builtin_orderings` says which of them ranges (``GROUPING:START..END``) may span;
 :func:`load_groupings` and :func:`normalize_groupings` read and check user
 groupings (``{name: {member: selectors}}``), which
-:class:`~miam_explain.data.schema.token_schema.TokenSchema` resolves.
-:class:`Players` is one grouping as the players of a game.
+:class:`~miam_explain.data.schema.token_schema.TokenSchema` resolves;
+:func:`read_groupings` does both, for options that take groupings.
+:class:`Players` is one grouping as the players of a game (:func:`check_disjoint`:
+no token in two players).
 """
 
 from __future__ import annotations
@@ -21,18 +24,24 @@ from typing import Union
 
 import numpy as np
 
-from miam_explain.files import read_toml
+from miam_explain.files import parse_toml, read_toml
 from miam_explain.data.schema.layout import ModalityLayout
+from miam_explain.data.schema.messages import name_list
 from miam_explain.errors import DataError, SchemaError
 
 __all__ = [
     "BUILTIN_GROUPINGS",
     "GroupingSpec",
     "Players",
+    "GroupingsInput",
     "builtin_groupings",
+    "builtin_orderings",
+    "check_disjoint",
     "frozen_indices",
+    "grouping_definition",
     "load_groupings",
     "normalize_groupings",
+    "read_groupings",
 ]
 
 #: Built-in grouping names that do not depend on modality names. Together with
@@ -50,6 +59,8 @@ BUILTIN_GROUPINGS: tuple[str, ...] = (
 
 #: ``{grouping: {member: selectors}}``, where selectors is one string or a list of strings.
 GroupingSpec = Mapping[str, Mapping[str, Union[str, Sequence[str]]]]
+#: What a ``groupings=`` option takes: a TOML file path, TOML text, a :data:`GroupingSpec`, or ``None``.
+GroupingsInput = Union[str, os.PathLike, GroupingSpec, None]
 
 
 def frozen_indices(indices: np.ndarray) -> np.ndarray:
@@ -68,12 +79,15 @@ class Players:
         names: Member names, ``P`` of them, in the grouping's natural order.
         indices: Token indices of each member (``int64[k_p]``, sorted), aligned with ``names``.
         n_tokens: Number of tokens ``T`` of the schema.
+        definition: A user grouping's definition as JSON, ``{grouping: {member: [selector, ...]}}`` for it and
+            the user groupings it refers to (loadable again as ``groupings=``); ``""`` for a built-in grouping.
     """
 
     grouping: str
     names: tuple[str, ...]
     indices: tuple[np.ndarray, ...]
     n_tokens: int
+    definition: str = ""
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{name} ({len(idx)})" for name, idx in zip(self.names, self.indices))
@@ -202,24 +216,128 @@ def builtin_groupings(
     return built, aliases
 
 
-def load_groupings(groupings: str | os.PathLike | GroupingSpec | None) -> GroupingSpec | None:
-    """A TOML path becomes its ``groupings`` table; a mapping or ``None`` passes through."""
+def _is_toml_text(groupings: str) -> bool:
+    """A string is TOML text when it holds a newline, or an ``=`` and names no file; else it is a path."""
+    return "\n" in groupings or ("=" in groupings and not Path(groupings).is_file())
+
+
+def load_groupings(groupings: GroupingsInput) -> GroupingSpec | None:
+    """A TOML path or TOML text becomes its ``groupings`` table; a mapping or ``None`` passes through.
+
+    Raises:
+        ConfigError: a missing file, or TOML that does not parse.
+        SchemaError: no ``[groupings.NAME]`` table, or a value of another type.
+    """
     if groupings is None or isinstance(groupings, Mapping):
         return groupings
     if not isinstance(groupings, (str, os.PathLike)):
         raise SchemaError(
-            f"groupings must be a path to a TOML file or a mapping {{name: {{member: [selectors]}}}}, "
+            f"groupings must be a path to a TOML file or a mapping {{name: {{member: [selectors]}}}} (or TOML text), "
             f"got {type(groupings).__name__}"
         )
-    document = read_toml(groupings, what="groupings file", hint="pass a TOML file with [groupings.NAME] tables")
-    path = Path(groupings)
+    if isinstance(groupings, str) and _is_toml_text(groupings):
+        document, where = parse_toml(groupings, what="groupings text"), "groupings text"
+    else:
+        document = read_toml(groupings, what="groupings file", hint="pass a TOML file with [groupings.NAME] tables")
+        where = f"groupings file {str(Path(groupings))!r}"
     table = document.get("groupings")
     if not isinstance(table, Mapping) or not table:
         raise SchemaError(
-            f"groupings file {str(path)!r} has no [groupings.NAME] tables; write e.g. "
+            f"{where} has no [groupings.NAME] tables; write e.g. "
             "[groupings.ndvi] with ndvi = [\"spectral_bands:red\", \"spectral_bands:nir\"]"
         )
     return table
+
+
+def read_groupings(groupings: GroupingsInput) -> dict[str, dict[str, tuple[str, ...]]] | None:
+    """A ``groupings=`` option read and checked for shape (the selectors are resolved by a schema later).
+
+    Args:
+        groupings: A TOML file path, TOML text (a string with a newline or an ``=``), the
+            mapping ``{name: {member: selectors}}``, or ``None``.
+
+    Returns:
+        ``{name: {member: (selector, ...)}}``, or ``None`` when there is none.
+
+    Raises:
+        ConfigError: a missing file, or TOML that does not parse.
+        SchemaError: a grouping or member of the wrong shape.
+
+    Example:
+        >>> read_groupings('[groupings.late]\\nlate = "climate_years:2015..2018"')
+        {'late': {'late': ('climate_years:2015..2018',)}}
+    """
+    return normalize_groupings(load_groupings(groupings)) or None
+
+
+def grouping_definition(name: str, spec: Mapping[str, Mapping[str, Sequence[str]]]) -> dict[str, dict[str, list[str]]]:
+    """The definition of user grouping ``name`` with the user groupings it refers to, in definition order.
+
+    Args:
+        name: A grouping.
+        spec: Every user grouping ``{name: {member: selectors}}``, in definition order.
+
+    Returns:
+        ``{grouping: {member: [selector, ...]}}``, loadable again as ``groupings=``; ``{}`` when
+        ``name`` is not a user grouping (a built-in one is defined by the data).
+
+    Example:
+        >>> spec = {"pairs": {"rn": ["spectral_bands:red,spectral_bands:nir"]}, "big": {"img": ["pairs:rn"]}}
+        >>> list(grouping_definition("big", spec))
+        ['pairs', 'big']
+    """
+    needed, todo = set(), [name]
+    while todo:
+        current = todo.pop()
+        if current in spec and current not in needed:
+            needed.add(current)
+            for selectors in spec[current].values():
+                todo.extend(part.partition(":")[0].strip() for selector in selectors for part in selector.split(","))
+    return {g: {m: list(s) for m, s in members.items()} for g, members in spec.items() if g in needed}
+
+
+def check_disjoint(grouping: str, members: Mapping[str, np.ndarray], token_names: Sequence[str]) -> None:
+    """Refuse a grouping whose members share a token: players of a game must not overlap.
+
+    Args:
+        grouping: The grouping's name.
+        members: ``{member: int64[k]}``.
+        token_names: The name of every token (for the message).
+
+    Raises:
+        SchemaError: a token is in two members (names the grouping, both members and the token).
+    """
+    if not members:
+        return
+    owner = np.full(len(token_names), -1, dtype=np.int64)
+    names = list(members)
+    for p, indices in enumerate(members.values()):
+        taken = indices[owner[indices] >= 0]
+        if taken.size:
+            shared = [str(token_names[t]) for t in taken]
+            other = names[int(owner[taken[0]])]
+            raise SchemaError(
+                f"grouping {grouping!r} cannot be the players of a game: member {names[p]!r} shares "
+                f"{len(shared)} token(s) with {other!r} ({name_list(shared, 3)}); give each token to one member "
+                f"(e.g. narrow the selectors of {names[p]!r}), since a token in two players has no single owner"
+            )
+        owner[indices] = p
+
+
+def builtin_orderings(layouts: Sequence[ModalityLayout]) -> dict[str, str]:
+    """The built-in groupings whose member order a range may span, besides whole-number ones.
+
+    Returns:
+        ``{"spectral_bands": "position", "<m>_bands": "position", "patches": "grid"}``, for the
+        groupings this data has (the year groupings are ordered by value, being whole numbers).
+    """
+    orderings: dict[str, str] = {}
+    if any(lay.kind == "image" for lay in layouts):
+        orderings.update({"spectral_bands": "position", "patches": "grid"})
+    for lay in layouts:
+        if lay.kind == "timeseries" and lay.channel_kind == "band":
+            orderings[f"{lay.name}_bands"] = "position"
+    return orderings
 
 
 def _toml_key(name: str) -> str:

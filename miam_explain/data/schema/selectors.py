@@ -221,8 +221,9 @@ def _resolve_range(
     ordering = grouping_ordering(grouping, names, orderings)
     if ordering is None:
         raise SchemaError(
-            f"grouping {grouping!r} is not ordered, so {selector!r} is not a range; list its members instead "
-            f"(e.g. '{grouping}:{names[0]},{grouping}:{names[-1]}'), or {RANGE_SYNTAX}"
+            f"grouping {grouping!r} is not ordered, so {selector!r} is not a range; list its members instead, "
+            f"e.g. '{grouping}:{names[0]},{grouping}:{names[-1]}' (ranges work over years, bands, patches and "
+            "whole-number members)"
         )
     ends = []
     for which, name in (("start", start), ("end", end)):
@@ -234,7 +235,8 @@ def _resolve_range(
             )
         ends.append(name)
     first, last = ends
-    backwards = f"range {selector!r} ends before it starts ({last!r} comes before {first!r} in {grouping!r}); "
+    where = f"lies above or left of {first!r}" if ordering == "grid" else f"comes before {first!r} in {grouping!r}"
+    backwards = f"range {selector!r} ends before it starts ({last!r} {where}); "
     if ordering == "value":
         low, high = int(first), int(last)
         if high < low:

@@ -31,7 +31,7 @@ Example:
 
 from __future__ import annotations
 
-import os
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import cached_property
@@ -44,9 +44,13 @@ from miam_explain.data.format import modality_names
 from miam_explain.data.schema.groupings import (
     BUILTIN_GROUPINGS,
     GroupingSpec,
+    GroupingsInput,
     Players,
     builtin_groupings,
+    builtin_orderings,
+    check_disjoint,
     frozen_indices,
+    grouping_definition,
     load_groupings,
     normalize_groupings,
 )
@@ -58,6 +62,7 @@ from miam_explain.data.schema.layout import (
 from miam_explain.data.schema.messages import did_you_mean, name_list
 from miam_explain.data.schema.selectors import (
     SPECIAL_SELECTORS,
+    grouping_ordering,
     lookup_grouping,
     select_tokens,
 )
@@ -133,6 +138,7 @@ class TokenSchema:
         self._aliases: dict[str, dict[str, str]]
         self._groupings, self._aliases = builtin_groupings(placed, self._token_names)
         self._builtin_names: tuple[str, ...] = tuple(self._groupings)
+        self._orderings: dict[str, str] = builtin_orderings(placed)
         self._user_spec: dict[str, dict[str, tuple[str, ...]]] = {}
         for name, members in normalize_groupings(groupings).items():
             self._add_user_grouping(name, members)
@@ -140,12 +146,7 @@ class TokenSchema:
     # ---- construction ------------------------------------------------------------------
 
     @classmethod
-    def from_dataset(
-        cls,
-        ds: xr.Dataset,
-        *,
-        groupings: str | os.PathLike | GroupingSpec | None = None,
-    ) -> TokenSchema:
+    def from_dataset(cls, ds: xr.Dataset, *, groupings: GroupingsInput = None) -> TokenSchema:
         """Read the token schema of a consolidated dataset.
 
         Only attributes, dims and coordinates are read; the data arrays are never loaded.
@@ -154,8 +155,8 @@ class TokenSchema:
             ds: A consolidated dataset (see :mod:`miam_explain.data.format`); its
                 ``x_<modality>`` variables define the tokens.
             groupings: Extra user groupings: a path to a TOML file with
-                ``[groupings.NAME]`` tables, or the mapping ``{NAME: {member: selectors}}``
-                (i.e. the ``groupings`` table itself). ``selectors`` is a list of selector
+                ``[groupings.NAME]`` tables, such TOML text (a string with a newline or an ``=``),
+                or the mapping ``{NAME: {member: selectors}}`` (i.e. the ``groupings`` table itself). ``selectors`` is a list of selector
                 strings (or one, possibly comma-separated, string); it may name built-in
                 groupings and user groupings defined before it.
 
@@ -170,7 +171,7 @@ class TokenSchema:
         layouts = [layout_from_dataset(ds, modality) for modality in modality_names(ds)]
         return cls(layouts, groupings=load_groupings(groupings))
 
-    def with_groupings(self, groupings: str | os.PathLike | GroupingSpec | None) -> TokenSchema:
+    def with_groupings(self, groupings: GroupingsInput) -> TokenSchema:
         """A copy of this schema with user ``groupings`` added to the ones it has.
 
         Args:
@@ -340,18 +341,32 @@ class TokenSchema:
             grouping: A grouping name.
 
         Returns:
-            A :class:`Players` with ``names`` and ``indices`` aligned.
+            A :class:`Players` with ``names`` and ``indices`` aligned, and the ``definition`` of a user grouping.
 
         Raises:
-            SchemaError: unknown grouping.
+            SchemaError: unknown grouping, or members that share a token (players may not overlap).
         """
         members = self._get_grouping(grouping, selector=None)
+        check_disjoint(grouping, members, self._token_names)
+        definition = grouping_definition(grouping, self._user_spec)
         return Players(
             grouping=grouping,
             names=tuple(members),
             indices=tuple(members.values()),
             n_tokens=self._n_tokens,
+            definition=json.dumps(definition) if definition else "",
         )
+
+    def ordering(self, grouping: str) -> str | None:
+        """How a range ``grouping:start..end`` orders the members: ``value``, ``position``, ``grid`` or ``None``.
+
+        Whole-number members (years) are ordered by ``value``, bands by ``position`` in the data,
+        ``patches`` on the ``grid`` (a range is a rectangle); other groupings are not ordered.
+
+        Raises:
+            SchemaError: unknown grouping.
+        """
+        return grouping_ordering(grouping, list(self._get_grouping(grouping, selector=None)), self._orderings)
 
     # ---- selectors ---------------------------------------------------------------------
 
@@ -361,8 +376,9 @@ class TokenSchema:
         Args:
             selectors: One selector string or a list of them. A selector is
                 ``grouping:member`` (split on the first colon, so ``tokens:climate:tas:2003``
-                works), a bare ``grouping`` (all its members), ``all`` or ``none``. A
-                string may hold several selectors separated by commas.
+                works), a range ``grouping:start..end`` over an ordered grouping (see
+                :meth:`ordering`), a bare ``grouping`` (all its members), ``all`` or ``none``.
+                A string may hold several selectors separated by commas.
 
         Returns:
             ``int64[k]``: the sorted union of the selected token indices.
@@ -375,8 +391,12 @@ class TokenSchema:
             >>> schema = TokenSchema.from_dataset(open_dataset(data_path))
             >>> schema.select(["years:2003", "modalities:tabular"])[:5]  # sorted token indices
             array([ 3, 22, 41, 60, 79])
+            >>> len(schema.select("climate_years:2000..2004"))  # 5 years x 4 climate channels
+            20
         """
-        return select_tokens(selectors, groupings=self._groupings, aliases=self._aliases, n_tokens=self._n_tokens)
+        return select_tokens(
+            selectors, groupings=self._groupings, aliases=self._aliases, n_tokens=self._n_tokens, orderings=self._orderings
+        )
 
     def keep_vector(self, selectors: str | Sequence[str]) -> np.ndarray:
         """``bool[T]``: ``True`` (visible) for the tokens named by ``selectors`` (see :meth:`select`)."""

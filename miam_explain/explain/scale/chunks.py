@@ -61,9 +61,7 @@ class Resources:
             if spec.metric == "auc":
                 check_auc_defined(split_data, spec.split)
             engine = Engine(self.model, split_data, device=resolve_device(spec.device), collapse=spec.collapse, progress=spec.progress)
-            game = PerformanceGame(
-                engine, self.model.schema.players(spec.group), spec.context, split_data, metric=METRICS[spec.metric]
-            )
+            game = PerformanceGame(engine, spec.players(self.model.schema), spec.context, split_data, metric=METRICS[spec.metric])
             self._games.clear()
             self._games[spec] = game
         return game
@@ -141,7 +139,7 @@ def prediction_chunk(
     engine = Engine(resources.model, split_data, device=resolve_device(spec.device), collapse=spec.collapse, progress=spec.progress)
     index = None if spec.target_index is None else np.asarray(spec.target_index, dtype=np.int64)
     game = PredictionGame(
-        engine, resources.model.schema.players(spec.group), spec.context, split_data,
+        engine, spec.players(resources.model.schema), spec.context, split_data,
         target_names=spec.targets, target_index=index, output=spec.output,
     )
     estimator, coalitions = plan_estimator(
