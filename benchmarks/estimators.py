@@ -64,7 +64,7 @@ Usage::
 
     python benchmarks/estimators.py [--seeds 50] [--quick] [--cache DIR] [--markdown FILE]
 
-A full run takes about 12 minutes on 2 CPU cores; the first one also trains the tiny model and
+A full run takes about 12 minutes on 2 idle CPU cores (40 on a busy machine); the first one also trains the tiny model and
 tabulates the model games (about 2 minutes more) into ``--cache`` (default: a folder in the
 system's temporary directory), which later runs read. ``--quick`` is a 1-2 minute smoke run
 (P = 12 and one unanimity game, one budget each, 6 seeds; model games only when already cached).

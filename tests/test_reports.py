@@ -41,8 +41,8 @@ from miam_explain.reports.writer import write_folder
 from miam_explain.runtime.metrics import macro_auc, weighted_macro_auc
 from miam_explain.runtime.subsets import evaluate, paper_subsets
 FAST = dict(split="all", n_boot=20, device="cpu", progress=False)
-#: Heatwave sampling budget: 2 stratified blocks over 19 years (2 + 2 x 19 x 18 coalitions) on 240 sites.
-HEATWAVE = dict(FAST, budget=686 * 240, seed=5)
+#: Heatwave sampling budget: 8 leverage pairs per year over 19 years (2 + 2 x 8 x 19 coalitions) on 240 sites.
+HEATWAVE = dict(FAST, budget=(2 + 2 * 8 * 19) * 240, seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -342,14 +342,14 @@ def test_heatwave_report(heatwave, synth_data):
     np.testing.assert_allclose(per_year.se, np.hypot(per_year.se_sampling, per_year.se_bootstrap), atol=1e-15)
     assert per_year.shapley.sum() == pytest.approx(summary["full_series"] - summary["no_climate"], abs=1e-9)
     assert summary["full_series"] == pytest.approx(curve.metric.iloc[-1], abs=1e-12)
-    assert summary["shapley_samples"] == 2 and summary["shapley_se_reliable"] is False  # two blocks: flagged as too few
+    assert summary["shapley_samples"] == 20 and summary["shapley_se_reliable"] is True  # 20 jackknife groups
     assert summary["map"]["year"] in years and summary["map"]["units"] == "expected species"
     if summary["flagged_years"]:
         assert summary["map"]["year"] in summary["flagged_years"]
     else:
         assert summary["map"]["year"] == per_year.year[per_year["drop"].idxmax()]
     html = (folder / "report.html").read_text()
-    assert _self_contained(html) and html.count("<img") == 4 and "too few to trust" in html
+    assert _self_contained(html) and html.count("<img") == 4 and "too few to trust" not in html
 
 
 def test_heatwave_report_is_reproducible_and_overwrites_on_request(heatwave, run, synth_data):
@@ -380,9 +380,9 @@ def test_flag_years_finds_a_year_that_adds_what_others_do_not():
 def test_heatwave_budget_too_small_for_standard_errors(run, synth_data, tmp_path):
     with pytest.raises(ConfigError, match="too few for standard errors"):
         heatwave_report(run, synth_data, out=tmp_path / "hw", **dict(HEATWAVE, budget=20 * 240))
-    # two stratified blocks over 19 years are 2 + 2 x 19 x 18 = 686 coalitions per site (HEATWAVE's budget); one fewer is refused
-    with pytest.raises(ConfigError, match=r"under two stratified blocks \(686 coalitions x 240 sites"):
-        heatwave_report(run, synth_data, out=tmp_path / "hw", **dict(HEATWAVE, budget=686 * 240 - 1))
+    # the smallest leverage design over 19 years: 4 pairs of each of the 9 sizes 1|18 ... 9|10, 2 + 2 x 36 = 74 coalitions
+    with pytest.raises(ConfigError, match=r"under the smallest leverage design \(74 coalitions x 240 sites"):
+        heatwave_report(run, synth_data, out=tmp_path / "hw", **dict(HEATWAVE, budget=74 * 240 - 1))
     assert not (tmp_path / "hw").exists()
 
 

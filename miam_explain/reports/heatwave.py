@@ -15,10 +15,10 @@ the two.
   false-positive rate is measured on data where no species responds to the heatwave
   (``data synth --null-effects heatwave``; docs/reports.md).
 * **Per-year Shapley values** (the share of the whole series' metric each year earns), sampled
-  with position-stratified permutations (every year in every position equally often, so that no
-  year's value depends on whether it happened to come first), with two standard errors kept
-  apart: the *sampling* SE of the estimate, and the *bootstrap* SE over the spatial-block
-  resamples of the sites (the same coalitions scored on each resample). The intervals drawn
+  with leverage sampling (complementary pairs of coalitions drawn evenly over coalition sizes and
+  fitted by the Shapley regression; the most accurate design at equal evaluations on the model's
+  climate-year games, docs/performance.md), with two standard errors kept apart: the *sampling*
+  SE of the estimate, and the *bootstrap* SE over the spatial-block resamples of the sites (the same coalitions scored on each resample). The intervals drawn
   combine them: ``±1.96 sqrt(se_sampling^2 + se_bootstrap^2)``.
 * **Expanding windows** (the paper's figure): the metric of ``[start, last year]`` for every
   start, with bootstrap intervals, and the jump of each year. Shown, not used for flagging: a
@@ -43,7 +43,7 @@ from scipy.stats import norm
 
 from miam_explain.errors import ConfigError, SchemaError
 from miam_explain.explain.estimators import ShapleyResult
-from miam_explain.explain.estimators.stratified import MIN_BLOCKS
+from miam_explain.explain.estimators.base import MIN_SE_SAMPLES
 from miam_explain.explain.plan import plan_estimator
 from miam_explain.reports.bootstrap import LEVEL, percentile_interval
 from miam_explain.reports.build import ReportKind, build_report
@@ -54,12 +54,13 @@ from miam_explain.reports.page import ReportPage, Section
 __all__ = ["HeatwaveResult", "compute_heatwave", "flag_years", "heatwave_report", "render_heatwave"]
 
 GROUP = "climate_years"
-#: The design of the per-year Shapley values.
-METHOD = "stratified"
-#: Stratified blocks of the per-year Shapley values by default: enough for a reliable SE on a GPU; on a CPU a
-#: forward pass per coalition and site makes 20 blocks take tens of minutes, so the default is 4 there (the
-#: report then says the SE rests on too few blocks; --budget buys more).
-BLOCKS = {"cuda": MIN_BLOCKS, "cpu": 4}
+#: The design of the per-year Shapley values: leverage sampling. At equal evaluations it had 0.21-0.23 of shap's
+#: RMSE on the model's 19-climate-year game, position-stratified permutations 0.53-0.58 (docs/performance.md),
+#: and its jackknife SE rests on 20 groups from 8 pairs per year on.
+METHOD = "leverage"
+#: Complementary pairs per year of the per-year Shapley values by default (``2 + 2 pairs P`` coalitions per site):
+#: 8 on a CPU (306 coalitions for 19 years, each a forward pass over every site), 64 on a GPU.
+PAIRS_PER_YEAR = {"cuda": 64, "cpu": 8}
 #: Bootstrap resamples behind the per-year Shapley values' bootstrap SE (their weighted metric is per coalition).
 SHAPLEY_BOOT = 50
 #: Family-wise level of the flagging test.
@@ -157,9 +158,9 @@ def compute_heatwave(context: ReportContext, options: ReportOptions) -> Heatwave
 
     Raises:
         SchemaError: the climate players are not years, or fewer than 3.
-        ConfigError: a budget too small for two stratified blocks (no standard error).
+        ConfigError: a budget under the smallest leverage design (no standard error).
     """
-    years = _years(list(context.game.players))
+    years = _years(list(context.game.players), context.group)
     p, order = len(years), np.argsort(years)  # positions of the players from the first to the last year
     windows = np.zeros((p + 1, p), dtype=bool)  # row k shows the last k + 1 years; row p is the empty window
     for k in range(p):
@@ -177,7 +178,7 @@ def compute_heatwave(context: ReportContext, options: ReportOptions) -> Heatwave
     sampling = _sample_years(context, options)
     per_year = _per_year(years, drops, drops_boot, lower, is_flagged, sampling)
     attrs = context.provenance("heatwave") | {
-        "grouping": GROUP, "context": "none", "target": str(context.facts.target), "method": sampling.method,
+        "context": "none", "target": str(context.facts.target), "method": sampling.method,
         "n_coalitions": int(sampling.n_evaluations), "shapley_samples": int(sampling.n_samples or 0),
         "budget": _total_budget(context, options), "criterion": CRITERION,
         "map": f"prediction with every climate year minus the prediction without {years[shown]}",
@@ -191,7 +192,7 @@ def compute_heatwave(context: ReportContext, options: ReportOptions) -> Heatwave
     )
 
 
-def _years(players: list[str]) -> list[int]:
+def _years(players: list[str], group: str = GROUP) -> list[int]:
     """The climate players as years (at least 3).
 
     Raises:
@@ -200,18 +201,19 @@ def _years(players: list[str]) -> list[int]:
     try:
         years = [int(p) for p in players]
     except ValueError:
-        raise SchemaError(f"the {GROUP} players {players[:5]} are not years; the heatwave report needs a yearly series") from None
+        raise SchemaError(f"the {group} players {players[:5]} are not years; the heatwave report needs a yearly series "
+                          "(a grouping whose members are years)") from None
     if len(years) < 3:
         raise SchemaError(f"the climate series has {len(years)} years; the heatwave report needs at least 3")
     return years
 
 
 def _total_budget(context: ReportContext, options: ReportOptions) -> int:
-    """Model evaluations for the per-year Shapley values: ``options.budget``, or :data:`BLOCKS` blocks per site."""
+    """Model evaluations for the per-year Shapley values: ``options.budget``, or :data:`PAIRS_PER_YEAR` pairs per site."""
     if options.budget is not None:
         return options.budget
-    p, blocks = context.game.n_players, BLOCKS.get(context.engine.device.type, BLOCKS["cpu"])
-    return (2 + blocks * p * (p - 1)) * context.n_sites
+    p, pairs = context.game.n_players, PAIRS_PER_YEAR.get(context.engine.device.type, PAIRS_PER_YEAR["cpu"])
+    return (2 + 2 * pairs * p) * context.n_sites
 
 
 def _sample_years(context: ReportContext, options: ReportOptions) -> ShapleyResult:
@@ -220,13 +222,13 @@ def _sample_years(context: ReportContext, options: ReportOptions) -> ShapleyResu
     Values are ``[P, 1 + b]``: column 0 the data, then each resample (the same coalitions scored on each).
 
     Raises:
-        ConfigError: a budget under two blocks: one block has no spread, so no standard error.
+        ConfigError: a budget under the smallest leverage design (a few pairs of every size), too few for standard errors.
     """
     p, n, total = context.game.n_players, context.n_sites, _total_budget(context, options)
     estimator, coalitions = plan_estimator(p, n, method=METHOD, budget=total, seed=options.seed, progress=options.progress)
-    minimum = estimator.min_budget(p, samples=2)
+    minimum = estimator.min_budget(p)
     if coalitions < minimum:
-        raise ConfigError(f"budget {total!r} gives under two stratified blocks ({minimum} coalitions x {n} sites = "
+        raise ConfigError(f"budget {total!r} gives under the smallest leverage design ({minimum} coalitions x {n} sites = "
                           f"{minimum * n:,} model evaluations), too few for standard errors; raise --budget or leave it out")
     return estimator.estimate(context.resampled_game(min(SHAPLEY_BOOT, context.n_boot)), budget=coalitions)
 
@@ -321,15 +323,17 @@ _DROP_TEXT = (
     "of those two quantiles."
 )
 _SHAPLEY_TEXT = (
-    "Shapley values of the performance game whose players are the {p} years, sampled with position-stratified "
-    "permutations ({blocks} blocks in which every year takes every position once; {evals} coalitions, each on all "
-    "{n} sites). se_sampling is the Monte Carlo error of the estimate (between blocks, scaled to a t interval), "
+    "Shapley values of the performance game whose players are the {p} years, by leverage sampling ({evals} "
+    "coalitions in complementary pairs drawn evenly over coalition sizes, each on all {n} sites, fitted by the "
+    "Shapley regression). se_sampling is the Monte Carlo error of the estimate (a delete-a-group jackknife over "
+    "{blocks} groups of pairs, scaled to a t interval), "
     "se_bootstrap the spread over spatial-block resamples of the sites (the first {boot}, the same coalitions scored "
     "on each); whiskers are ±{z:.2f} times "
     "their combination, se = sqrt(se_sampling^2 + se_bootstrap^2). Years that share the same climate normals split "
     "the information they share, so a Shapley value is a share, not what the year adds (see above)."
 )
-_FEW_BLOCKS = (f"The sampling standard errors rest on fewer than {MIN_BLOCKS} blocks: too few to trust; raise --budget.")
+_FEW_BLOCKS = (f"The sampling standard errors rest on fewer than {MIN_SE_SAMPLES} jackknife groups: too few to trust; "
+               "raise --budget.")
 _WINDOW_TEXT = (
     "The metric when the window from a start year to the last year is visible, for every start year (read left to "
     "right as the window grows back in time), with 95% spatial-block bootstrap intervals ({n} resamples of the "
@@ -357,7 +361,7 @@ def _findings(result: HeatwaveResult) -> list[str]:
     top = int(rows.shapley.idxmax())
     return [
         first,
-        f"Per-year {name} Shapley values ({result.sampling.n_samples} stratified blocks): the largest is {top} with "
+        f"Per-year {name} Shapley values (leverage sampling, {result.sampling.n_evaluations} coalitions): the largest is {top} with "
         f"{pts(rows.shapley[top])} points (standard error {100 * rows.se[top]:.2f}: {100 * rows.se_sampling[top]:.2f} "
         f"sampling, {100 * rows.se_bootstrap[top]:.2f} bootstrap); the median year gives {pts(float(rows.shapley.median()))}.",
         f"The whole series gives {result.full:.3f}; the last year alone {result.window_curve.metric.iloc[0]:.3f}; no "
@@ -380,7 +384,7 @@ def heatwave_report(model, data=None, *, out: str | os.PathLike, **options) -> P
             ``target`` of the flagged-year map (``richness``, the expected number of species, or a
             species id), ``n_boot`` (200), ``seed`` of the bootstrap and of the sampler (0),
             ``device`` (``auto``), ``budget`` (model evaluations, coalition x site, for the per-year
-            Shapley values; default 20 stratified blocks on a GPU, 4 on a CPU, ``2 + b P(P-1)`` coalitions per site),
+            Shapley values; default 64 complementary pairs per year on a GPU, 8 on a CPU, ``2 + 2 b P`` coalitions per site),
             ``overwrite``, ``progress``.
 
     Returns:
