@@ -394,20 +394,23 @@ class _Pairs:
         total = np.maximum(np.tensordot(by_stratum_weight, count, axes=1), np.finfo(float).tiny)  # [G + 1, H]
         mean_x = np.tensordot(by_stratum_weight, np.stack([rows(a, b).sum(axis=0) for a, b in bounds]), axes=1)
         mean_x /= total[..., None]
-        gram = np.tensordot(replicate, np.stack([rows(a, b).T @ rows(a, b) for a, b in bounds]), axes=1)
+        # one P x P Gram matrix per replicate (not per cell: cells x P x P is gigabytes at token level)
+        design = keep_sorted - shift[:, None]  # [n_pairs, P]
+        row_cell = np.repeat(np.arange(present.size), np.diff(np.append(starts, self.n_pairs)))
+        gram = np.stack([design.T @ (design * replicate[r, row_cell][:, None]) for r in range(n_groups + 1)])
         gram -= np.einsum("rhi,rh,rhj->rij", mean_x, total, mean_x, optimize=True)
         gram += (np.trace(gram, axis1=1, axis2=2) / n_players**2)[:, None, None]  # + λ11ᵀ: invertible, same β on 1⊥
         inverse = _inverse(2.0 * gram)
         n_values = self.delta.size
         values, variance = np.empty((n_players, n_values)), np.empty((n_players, n_values))
         tilt = 2 * shift - 1.0
-        chunk = max(1, CHUNK_ELEMENTS // max(self.n_pairs, (present.size + n_groups + 1) * n_players))
+        chunk = max(1, CHUNK_ELEMENTS // max(self.n_pairs, present.size, (n_groups + 1) * n_players))
         for start in range(0, n_values, chunk):
             stop = min(start + chunk, n_values)
             target = np.concatenate([d[:, start:stop] for d in self.diff])[by_cell]
             target -= np.outer(tilt, self.delta[start:stop])  # r(S) - r(N∖S) with r = v - v(∅) - |S| Δ/P
-            rhs = np.tensordot(replicate, np.stack([rows(a, b).T @ target[a:b] for a, b in bounds]), axes=1)
-            sum_target = np.tensordot(by_stratum_weight, np.stack([target[a:b].sum(axis=0) for a, b in bounds]), axes=1)
+            rhs = np.stack([design.T @ (target * replicate[r, row_cell][:, None]) for r in range(n_groups + 1)])
+            sum_target = np.tensordot(by_stratum_weight, np.add.reduceat(target, starts, axis=0), axes=1)
             rhs -= np.einsum("rhi,rhk->rik", mean_x, sum_target, optimize=True)  # sum_target: [G + 1, H, k]
             beta = inverse @ rhs  # [G + 1, P, k]
             beta -= beta.mean(axis=1, keepdims=True)  # exactly on 1ᵀβ = 0: efficiency up to rounding
