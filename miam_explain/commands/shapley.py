@@ -28,7 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", default="auto",
                         help="auto (exact when 2^P x sites fits the budget, else leverage or permutation sampling) or an "
                              "estimator: exact, leverage, stratified, permutation, kernel (docs/estimators.md)")
-    parser.add_argument("--budget", type=int, default=None, help="model evaluations, one per (coalition, site); default 2,000,000")
+    parser.add_argument("--budget", type=int, default=None,
+                        help="model evaluations, one per (coalition, site); default max(2,000,000, (2 + 16 x players) x sites)")
+    parser.add_argument("--budget-per-site", type=int, default=None, metavar="N",
+                        help="coalitions per site instead of --budget (N x sites model evaluations)")
     parser.add_argument("--tol", type=float, default=None, help="stop sampling when max SE < tol x value range")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--context", choices=("none", "all"), default="none",
@@ -92,6 +95,7 @@ def _run(args: argparse.Namespace) -> None:
     with _log_to_stderr(not args.quiet):
         ds = shapley(
             args.model, args.data, group=args.group, groupings=args.groupings, value=args.value, method=args.method, budget=args.budget,
+            budget_per_site=args.budget_per_site,
             tol=args.tol, seed=args.seed, context=args.context, target=target, output=args.output, metric=args.metric,
             interactions=args.interactions, split=args.split, sites=sites, collapse=not args.no_collapse,
             device=args.device, progress=not args.quiet, **stored,

@@ -25,9 +25,10 @@ import numpy as np
 import xarray as xr
 
 from miam_explain.data.format import read_values, select_split, text_values
-from miam_explain.data.schema import Players, TokenSchema
+from miam_explain.data.schema import Players, TokenSchema, player_coords
 from miam_explain.errors import ConfigError, DataError
 from miam_explain.explain.estimators import ESTIMATORS, choose_method
+from miam_explain.explain.estimators.leverage import AUTO_PAIRS_PER_PLAYER
 from miam_explain.explain.games import players_of, resolve_targets
 from miam_explain.explain.request import DEFAULT_BUDGET, ShapleyRequest
 from miam_explain.explain.result import data_attr, file_sha256, provenance_attrs
@@ -36,7 +37,7 @@ from miam_explain.models.fusion import MiamModel
 from miam_explain.runtime.loading import model_and_data
 from miam_explain.runtime.metrics import resolve_metric
 
-__all__ = ["ChunkSpec", "Plan", "plan", "plan_estimator", "DEFAULT_SITE_CHUNK", "DEFAULT_COALITION_CHUNK"]
+__all__ = ["ChunkSpec", "Plan", "plan", "plan_estimator", "run_budget", "DEFAULT_SITE_CHUNK", "DEFAULT_COALITION_CHUNK"]
 
 #: Sites per chunk of a chunked prediction game.
 DEFAULT_SITE_CHUNK = 2048
@@ -68,6 +69,7 @@ class ChunkSpec:
         seed: Seed of the sampling estimators.
         interactions: Pairwise interaction indices (exact).
         n_sites: Sites of the whole run (the budget is shared out over them).
+        budget_per_site: Coalitions per site the user allowed instead of ``budget``, or ``None``.
         progress: Show the estimator's progress bars (in-process runs only).
         groupings: The request's user groupings as JSON (``""`` for none), added to the model's
             schema where the chunk runs (:meth:`players`).
@@ -94,6 +96,7 @@ class ChunkSpec:
     n_sites: int
     progress: bool = False
     groupings: str = ""
+    budget_per_site: int | None = None
 
     def players(self, schema: TokenSchema) -> Players:
         """The players of the run on ``schema`` (the model's), with the run's user groupings added."""
@@ -108,6 +111,7 @@ class Plan:
         request: The request.
         spec: What each chunk needs.
         players: The ``P`` player names.
+        player_coords: Their coordinates from the schema (:func:`~miam_explain.data.schema.player_coords`).
         positions: ``int64[N]`` positions along the dataset's ``site`` dim of the run's sites.
         sites: ``(site_id, lat, lon)`` of the prediction game's sites, else ``None``.
         coalitions: The estimator's coalition budget (``None`` for exact).
@@ -120,6 +124,7 @@ class Plan:
     request: ShapleyRequest
     spec: ChunkSpec
     players: tuple[str, ...]
+    player_coords: dict[str, np.ndarray]
     positions: np.ndarray
     sites: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     coalitions: int | None
@@ -158,6 +163,8 @@ class Plan:
             "tol": spec.tol, "seed": spec.seed, "context": spec.context, "split": spec.split, "collapse": spec.collapse,
             "chunk_size": self.chunk_size, "n_sites": spec.n_sites,
         }
+        if spec.budget_per_site is not None:  # only when set: stores written before the option stay valid
+            config["budget_per_site"] = spec.budget_per_site
         if self.attrs.get("grouping_definition"):  # a user grouping: the same names may hold other tokens
             config["grouping_definition"] = self.attrs["grouping_definition"]
         if spec.value == "prediction":
@@ -171,12 +178,43 @@ class Plan:
         return config
 
 
+def run_budget(n_players: int, n_sites: int, *, budget: int | None = None, budget_per_site: int | None = None) -> int:
+    """The model evaluations a run may spend, one per (coalition, site).
+
+    ``budget`` as given; else ``budget_per_site x n_sites``; else the default,
+    ``max(DEFAULT_BUDGET, (2 + 16 P) x n_sites)``: 2,000,000 evaluations, raised where they buy fewer
+    than the smallest design ``method="auto"`` trusts for sampling (leverage sampling with
+    :data:`~miam_explain.explain.estimators.leverage.AUTO_PAIRS_PER_PLAYER` = 8 complementary pairs
+    per player, ``2 + 16 P`` coalitions per site). Where 2,000,000 buys that design the default is
+    unchanged, so ``auto`` stays exact whenever ``2^P x n_sites <= 2,000,000``.
+
+    Args:
+        n_players: ``P``.
+        n_sites: Sites each coalition is evaluated on.
+        budget: Model evaluations allowed, or ``None``.
+        budget_per_site: Coalitions per site allowed, or ``None`` (not with ``budget``).
+
+    Returns:
+        The run's budget in model evaluations.
+
+    Example:
+        >>> run_budget(4, 13_000), run_budget(342, 13_000), run_budget(342, 13_000, budget_per_site=1000)
+        (2000000, 71162000, 13000000)
+    """
+    if budget is not None:
+        return budget
+    if budget_per_site is not None:
+        return budget_per_site * n_sites
+    return max(DEFAULT_BUDGET, (2 + 2 * AUTO_PAIRS_PER_PLAYER * n_players) * n_sites)
+
+
 def plan_estimator(
     n_players: int,
     n_sites: int,
     *,
     method: str = "auto",
     budget: int | None = None,
+    budget_per_site: int | None = None,
     tol: float | None = None,
     seed: int = 0,
     interactions: bool = False,
@@ -185,14 +223,17 @@ def plan_estimator(
     """The estimator ``method`` resolves to, and the coalition budget to give its ``estimate``.
 
     ``budget`` counts model evaluations, one per (coalition, site); a sampling estimator gets
-    ``budget // n_sites`` coalitions. A chunked run calls this once per chunk with the run's
-    total ``n_sites``, so every chunk gets the estimator (and the seed) of the single-process run.
+    ``budget // n_sites`` coalitions per site (see :func:`run_budget` for the default, and for
+    ``budget_per_site``, which caps exact values as an explicit budget does). A chunked run calls
+    this once per chunk with the run's total ``n_sites``, so every chunk gets the estimator (and
+    the seed) of the single-process run.
 
     Args:
         n_players: ``P``.
         n_sites: Sites each coalition is evaluated on (all sites of the run).
         method: ``auto`` or a key of :data:`~miam_explain.explain.estimators.ESTIMATORS`.
-        budget: Model evaluations allowed; ``None`` for :data:`DEFAULT_BUDGET`.
+        budget: Model evaluations allowed; ``None`` for the default (:func:`run_budget`).
+        budget_per_site: Coalitions per site allowed instead of ``budget``, or ``None``.
         tol: Stopping tolerance of the sampling estimators.
         seed: Seed of the sampling estimators.
         interactions: Pairwise interaction indices (exact only).
@@ -203,13 +244,20 @@ def plan_estimator(
 
     Raises:
         ConfigError: an unknown method, exact over its limits, or interactions with a sampling method.
+
+    Example:
+        >>> [plan_estimator(p, 13_000)[0].method for p in (4, 19, 342)]
+        ['exact', 'leverage', 'leverage']
+        >>> plan_estimator(342, 13_000)[1], plan_estimator(342, 13_000, budget_per_site=700, method="permutation")[1]
+        (5474, 700)
     """
-    total = DEFAULT_BUDGET if budget is None else budget
+    total = run_budget(n_players, n_sites, budget=budget, budget_per_site=budget_per_site)
+    explicit = budget if budget_per_site is None else total
     name = choose_method(n_players, n_sites, total) if method == "auto" else method
     if name not in ESTIMATORS:
         raise ConfigError(f"unknown method {method!r}; use one of auto, {', '.join(ESTIMATORS)}")
     return ESTIMATORS[name].for_run(
-        n_players=n_players, n_sites=n_sites, budget=budget, total=total, seed=seed, tol=tol,
+        n_players=n_players, n_sites=n_sites, budget=explicit, total=total, seed=seed, tol=tol,
         interactions=interactions, progress=progress,
     )
 
@@ -248,8 +296,8 @@ def plan(request: ShapleyRequest, model: MiamModel | str | os.PathLike, data: xr
         metric = resolve_metric(request.metric, task).name
     n_sites = int(positions.size)
     estimator, coalitions = plan_estimator(
-        players.n_players, n_sites, method=request.method, budget=request.budget, tol=request.tol, seed=request.seed,
-        interactions=request.interactions,
+        players.n_players, n_sites, method=request.method, budget=request.budget, budget_per_site=request.budget_per_site,
+        tol=request.tol, seed=request.seed, interactions=request.interactions,
     )
     if isinstance(data, (str, os.PathLike)):
         data_path = str(data)
@@ -261,7 +309,7 @@ def plan(request: ShapleyRequest, model: MiamModel | str | os.PathLike, data: xr
         split=request.split, metric=metric, targets=targets, target_index=index, output=request.output,
         method=estimator.method, budget=request.budget, tol=request.tol, seed=request.seed,
         interactions=request.interactions, n_sites=n_sites, progress=request.progress and not request.sharded,
-        groupings=json.dumps(request.groupings) if request.groupings else "",
+        groupings=json.dumps(request.groupings) if request.groupings else "", budget_per_site=request.budget_per_site,
     )
     attrs = provenance_attrs(
         value=request.value, metric=request.output if request.value == "prediction" else metric, group=request.group,
@@ -269,7 +317,8 @@ def plan(request: ShapleyRequest, model: MiamModel | str | os.PathLike, data: xr
         split=request.split, tol=request.tol, n_sites=n_sites, grouping_definition=players.definition,
     )
     return Plan(
-        request=request, spec=spec, players=tuple(players.names), positions=positions, sites=sites,
+        request=request, spec=spec, players=tuple(players.names), player_coords=player_coords(loaded.schema, players),
+        positions=positions, sites=sites,
         coalitions=coalitions, chunk_size=_chunk_size(request, n_sites), attrs=attrs, model=loaded, dataset=ds,
     )
 

@@ -35,7 +35,9 @@ __all__ = ["ShapleyRequest", "VALUES", "DEFAULT_BUDGET"]
 
 #: The two games.
 VALUES = ("prediction", "performance")
-#: Default budget in model evaluations, counted per (coalition, site).
+#: Default budget in model evaluations, counted per (coalition, site); a run with more sites or players
+#: than it buys the smallest reliable design for gets that design instead
+#: (:func:`~miam_explain.explain.plan.run_budget`).
 DEFAULT_BUDGET = 2_000_000
 _TARGET_WORDS = ("auto", "all", "richness")
 _DEVICES = ("auto", "cpu", "cuda")
@@ -52,7 +54,10 @@ class ShapleyRequest:
             schema resolves their selectors when the run is planned.
         value: ``prediction`` or ``performance``.
         method: ``auto`` or a key of :data:`~miam_explain.explain.estimators.ESTIMATORS`.
-        budget: Model evaluations allowed, one per (coalition, site); ``None`` for the default.
+        budget: Model evaluations allowed, one per (coalition, site); ``None`` for the default
+            (:func:`~miam_explain.explain.plan.run_budget`).
+        budget_per_site: Coalitions per site instead (the run's budget is ``budget_per_site x
+            n_sites`` model evaluations); not together with ``budget``.
         tol: Stopping tolerance of the sampling estimators.
         seed: Seed of the sampling estimators.
         context: ``none`` or ``all``.
@@ -82,6 +87,7 @@ class ShapleyRequest:
     value: str = "prediction"
     method: str = "auto"
     budget: int | None = None
+    budget_per_site: int | None = None
     tol: float | None = None
     seed: int = 0
     context: str = "none"
@@ -114,6 +120,10 @@ class ShapleyRequest:
         if budget is not None and budget < 1:
             raise ConfigError(f"budget must be a positive number of model evaluations, got {self.budget}")
         set_("budget", budget)
+        if self.budget_per_site is not None:
+            if budget is not None:
+                raise ConfigError("pass either --budget (model evaluations in all) or --budget-per-site (coalitions per site), not both")
+            set_("budget_per_site", check_positive("budget_per_site", self.budget_per_site))
         set_("tol", check_tol(self.tol))
         set_("seed", check_seed(self.seed))
         if self.context not in CONTEXTS:
@@ -163,7 +173,8 @@ class ShapleyRequest:
 
     @property
     def total_budget(self) -> int:
-        """The budget, or :data:`DEFAULT_BUDGET`."""
+        """The explicit ``budget``, or :data:`DEFAULT_BUDGET` (the plan raises the default to the smallest reliable design
+        and turns ``budget_per_site`` into a budget: :func:`~miam_explain.explain.plan.run_budget`)."""
         return DEFAULT_BUDGET if self.budget is None else self.budget
 
 

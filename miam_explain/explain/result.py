@@ -5,7 +5,8 @@ The result follows DESIGN §4:
 * ``shapley(site?, player, target?)`` and ``shapley_se`` (0 when exact);
 * ``v_empty(site?, target?)`` and ``v_full(site?, target?)``;
 * optionally ``interaction(player, player_j, site?, target?)`` and ``banzhaf``;
-* coords ``player``, ``site`` with ``site_id``, ``lat``, ``lon``, and ``target``;
+* coords ``player`` with ``modality``, ``band``, ``channel``, ``variable``, ``year`` and ``patch``
+  (:func:`~miam_explain.data.schema.player_coords`), ``site`` with ``site_id``, ``lat``, ``lon``, and ``target``;
 * attrs game, metric, grouping, context, method, budget, n_evaluations, seed,
   model_sha256, data, split, version, created.
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from miam_explain.errors import ConfigError, DataError
 from miam_explain.explain.estimators import ShapleyResult
 from miam_explain.explain.estimators.base import MIN_SE_SAMPLES
 from miam_explain.explain.games import PredictionGame
+from miam_explain.explain.shap_export import result_to_shap
 from miam_explain.data.format import text_values
 from miam_explain.models.fusion import MiamModel
 
@@ -69,8 +71,8 @@ def file_sha256(path: str | os.PathLike | None) -> str:
     return digest.hexdigest()
 
 
-def to_dataset(result: ShapleyResult, game, *, attrs: dict) -> xr.Dataset:
-    """Label a :class:`ShapleyResult` of a model game as an ``xarray.Dataset``."""
+def to_dataset(result: ShapleyResult, game, *, attrs: dict, player_coords: Mapping[str, np.ndarray] | None = None) -> xr.Dataset:
+    """Label a :class:`ShapleyResult` of a model game as an ``xarray.Dataset`` (``player_coords``: see :func:`result_dataset`)."""
     estimate = estimate_attrs(
         n_evaluations=result.n_evaluations, method=result.method, budget=result.budget, converged=result.converged,
         n_samples=result.n_samples,
@@ -85,6 +87,7 @@ def to_dataset(result: ShapleyResult, game, *, attrs: dict) -> xr.Dataset:
             banzhaf=None if result.banzhaf is None else np.moveaxis(result.banzhaf, 0, 1),
             interaction=None if result.interactions is None else np.moveaxis(result.interactions, 2, 0),
             players=result.players,
+            player_coords=player_coords,
             targets=game.target_names,
             sites=(game.data.site_id, game.data.lat, game.data.lon),
             attrs={**estimate, **attrs},
@@ -97,6 +100,7 @@ def to_dataset(result: ShapleyResult, game, *, attrs: dict) -> xr.Dataset:
         banzhaf=result.banzhaf,
         interaction=result.interactions,
         players=result.players,
+        player_coords=player_coords,
         attrs={**estimate, **attrs},
     )
 
@@ -127,6 +131,7 @@ def result_dataset(
     v_empty,
     v_full,
     players: Sequence[str],
+    player_coords: Mapping[str, np.ndarray] | None = None,
     banzhaf=None,
     interaction=None,
     targets: Sequence[str] | None = None,
@@ -141,6 +146,8 @@ def result_dataset(
         v_empty: ``float64[N, K]`` or ``float64[]``.
         v_full: Same shape as ``v_empty``.
         players: The ``P`` player names.
+        player_coords: ``{name: array[P]}`` coordinates along ``player`` (``modality``, ``band``, …;
+            :func:`~miam_explain.data.schema.player_coords`), or ``None``.
         banzhaf: Same shape as ``shapley``, or ``None``.
         interaction: ``float64[N, P, P, K]`` or ``float64[P, P]``, or ``None``.
         targets: The ``K`` target names (prediction game), else ``None``.
@@ -155,6 +162,7 @@ def result_dataset(
     player_dims = ("site", "player", "target") if per_site else ("player",)
     value_dims = ("site", "target") if per_site else ()
     coords: dict = {"player": players}
+    coords.update({name: ("player", np.asarray(values)) for name, values in (player_coords or {}).items()})
     if per_site:
         site_id, lat, lon = sites
         coords.update({"target": [str(t) for t in targets or ()], "site_id": ("site", site_id), "lat": ("site", lat), "lon": ("site", lon)})
@@ -320,42 +328,3 @@ def select_values(ds: xr.Dataset, *, player: str, target: str | None = None) -> 
     if not np.isfinite(values.values).any():
         raise DataError(f"player {player!r} has no finite value at any site; nothing to map")
     return values
-
-
-def result_to_shap(ds: xr.Dataset, *, target: str | None = None):
-    """A ``shap.Explanation`` of a result, so shap's bar, beeswarm and waterfall plots work.
-
-    Prediction results give one row per site (``values[site, player]``,
-    ``base_values = v_empty``); pick the output with ``target`` when there are
-    several. Performance results give one row.
-    """
-    import shap
-
-    if "shapley" not in ds:
-        raise DataError("not a miam-explain Shapley result (no 'shapley' variable)")
-    values = ds["shapley"]
-    base = ds["v_empty"]
-    if "target" in values.dims:
-        targets = [str(t) for t in ds["target"].values]
-        if target is None:
-            if len(targets) > 1:
-                raise ConfigError(f"the result has {len(targets)} targets; pick one with target= from {targets[:10]}")
-            target = targets[0]
-        if str(target) not in targets:
-            raise ConfigError(f"target {target!r} is not in the result; choose from {targets[:10]}")
-        values = values.sel(target=ds["target"].values[targets.index(str(target))])
-        base = base.sel(target=ds["target"].values[targets.index(str(target))])
-    if "site" in values.dims:
-        array = values.transpose("site", "player").values
-        base_values = np.asarray(base.values, dtype=float)
-        data = np.ones_like(array)
-    else:
-        array = values.values[None, :]
-        base_values = np.asarray([float(base.values)])
-        data = np.ones_like(array)
-    return shap.Explanation(
-        values=array,
-        base_values=base_values,
-        data=data,
-        feature_names=[str(p) for p in ds["player"].values],
-    )

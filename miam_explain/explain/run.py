@@ -45,6 +45,7 @@ def shapley(
     value: str = "prediction",
     method: str = "auto",
     budget: int | None = None,
+    budget_per_site: int | None = None,
     tol: float | None = None,
     seed: int = 0,
     context: str = "none",
@@ -76,8 +77,12 @@ def shapley(
             result's ``grouping_definition`` attr records the definition of a user ``group``.
         value: ``prediction`` (per site and target) or ``performance`` (a metric over the split).
         method: ``auto``, ``exact``, ``permutation`` (antithetic) or ``kernel`` (paired KernelSHAP).
-        budget: Model evaluations allowed, one per (coalition, site); default 2,000,000.
-            ``auto`` is exact when ``2^P x n_sites`` fits it.
+        budget: Model evaluations allowed, one per (coalition, site); default
+            ``max(2,000,000, (2 + 16 P) x n_sites)``, so that ``auto`` gets at least leverage sampling
+            with 8 pairs per player (:func:`~miam_explain.explain.plan.run_budget`). ``auto`` is exact
+            when ``2^P x n_sites`` fits it.
+        budget_per_site: Coalitions per site instead of ``budget`` (a budget of
+            ``budget_per_site x n_sites`` evaluations); not together with ``budget``.
         tol: Stop sampling when the largest standard error is below ``tol`` times the range
             of the values.
         seed: Seed of the sampling estimators.
@@ -116,7 +121,8 @@ def shapley(
         (['early', 'late'], '{"windows": {"early": ["climate_years:20')
     """
     request = ShapleyRequest(
-        group=group, groupings=groupings, value=value, method=method, budget=budget, tol=tol, seed=seed, context=context, target=target,
+        group=group, groupings=groupings, value=value, method=method, budget=budget, budget_per_site=budget_per_site, tol=tol,
+        seed=seed, context=context, target=target,
         output=output, metric=metric, interactions=interactions, split=split, sites=sites, collapse=collapse,
         device=device, progress=progress, scheduler=scheduler, workers=workers, store=store, chunk_size=chunk_size,
         overwrite=overwrite,
@@ -152,6 +158,7 @@ def explain_game(
     *,
     method: str = "auto",
     budget: int | None = None,
+    budget_per_site: int | None = None,
     tol: float | None = None,
     seed: int = 0,
     interactions: bool = False,
@@ -160,11 +167,11 @@ def explain_game(
     """Run the estimator chosen by ``method`` on a model game already built (its engine holds the sites).
 
     ``budget`` counts model evaluations, one per (coalition, site); a sampling estimator gets
-    ``budget // n_sites`` coalitions (see :func:`~miam_explain.explain.plan.plan_estimator`).
+    ``budget // n_sites`` coalitions, or ``budget_per_site`` (see :func:`~miam_explain.explain.plan.plan_estimator`).
     """
     estimator, coalitions = plan_estimator(
-        game.n_players, game.engine.n_sites, method=method, budget=budget, tol=tol, seed=seed,
-        interactions=interactions, progress=progress,
+        game.n_players, game.engine.n_sites, method=method, budget=budget, budget_per_site=budget_per_site, tol=tol,
+        seed=seed, interactions=interactions, progress=progress,
     )
     return estimator.estimate(game, budget=coalitions)
 
@@ -233,8 +240,9 @@ def _run_prediction(the_plan: Plan, store, executor) -> xr.Dataset:
     names = list(_work_arrays(the_plan))
     work = {name: store.array(name) for name in names}
     spec = the_plan.spec
-    estimator, _ = plan_estimator(len(the_plan.players), spec.n_sites, method=spec.method, budget=spec.budget, tol=spec.tol,
-                                  seed=spec.seed, interactions=spec.interactions)
+    estimator, _ = plan_estimator(len(the_plan.players), spec.n_sites, method=spec.method, budget=spec.budget,
+                                  budget_per_site=spec.budget_per_site, tol=spec.tol, seed=spec.seed,
+                                  interactions=spec.interactions)
     samples = None if spec.method == "exact" else estimator.samples_in(len(the_plan.players), int(records[:, COUNT].min()))
     attrs = estimate_attrs(
         n_evaluations=int(records[:, COUNT].max()), method=the_plan.method, budget=the_plan.coalitions,
@@ -243,7 +251,7 @@ def _run_prediction(the_plan: Plan, store, executor) -> xr.Dataset:
     ds = result_dataset(
         shapley=work["shapley"], shapley_se=work["shapley_se"], v_empty=work["v_empty"], v_full=work["v_full"],
         banzhaf=work.get("banzhaf"), interaction=work.get("interaction"), players=the_plan.players,
-        targets=the_plan.spec.targets, sites=the_plan.sites, attrs={**attrs, **the_plan.attrs},
+        player_coords=the_plan.player_coords, targets=the_plan.spec.targets, sites=the_plan.sites, attrs={**attrs, **the_plan.attrs},
     )
     store.finish(ds, drop=names)
     return store.result()
@@ -257,11 +265,11 @@ def _run_performance(the_plan: Plan, store, executor) -> xr.Dataset:
         spec, the_plan.players, store=store, executor=executor, chunk_size=the_plan.chunk_size, progress=request.progress
     )
     estimator, coalitions = plan_estimator(
-        game.n_players, spec.n_sites, method=spec.method, budget=spec.budget, tol=spec.tol, seed=spec.seed,
-        interactions=spec.interactions, progress=request.progress,
+        game.n_players, spec.n_sites, method=spec.method, budget=spec.budget, budget_per_site=spec.budget_per_site,
+        tol=spec.tol, seed=spec.seed, interactions=spec.interactions, progress=request.progress,
     )
     result = estimator.estimate(game, budget=coalitions)
     if store.resumable:
         log.info("store %s: computed %d chunks, reused %d", store.path, game.computed, game.reused)
-    store.finish(to_dataset(result, game, attrs=the_plan.attrs))
+    store.finish(to_dataset(result, game, attrs=the_plan.attrs, player_coords=the_plan.player_coords))
     return store.result()

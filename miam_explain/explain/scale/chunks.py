@@ -143,8 +143,8 @@ def prediction_chunk(
         target_names=spec.targets, target_index=index, output=spec.output,
     )
     estimator, coalitions = plan_estimator(
-        game.n_players, spec.n_sites, method=spec.method, budget=spec.budget, tol=spec.tol, seed=spec.seed,
-        interactions=spec.interactions, progress=spec.progress,
+        game.n_players, spec.n_sites, method=spec.method, budget=spec.budget, budget_per_site=spec.budget_per_site,
+        tol=spec.tol, seed=spec.seed, interactions=spec.interactions, progress=spec.progress,
     )
     result = estimator.estimate(game, budget=coalitions)
     arrays = {
