@@ -9,7 +9,8 @@ __all__ = ["register"]
 
 
 #: Realism options passed on to ``synthesize`` only when given (so its defaults are the only ones).
-_REALISM: tuple[str, ...] = ("anomaly_sd", "standardize_anomalies", "landsat_echo", "modality_correlation")
+_REALISM: tuple[str, ...] = ("anomaly_sd", "standardize_anomalies", "landsat_echo", "modality_correlation",
+                              "imbalance")
 
 
 #: The recipe options of ``data prepare`` (GeoPlant only; ``None`` when not given).
@@ -50,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     realism.add_argument("--null-effects", type=_effect_list, default=(), metavar="EFFECT[,EFFECT...]",
                          help="effects no species responds to (null mode), e.g. heatwave,ndvi; "
                          "the input files stay those of the planted run")
+    realism.add_argument("--imbalance", type=float, default=argparse.SUPPRESS, metavar="R",
+                         help="imbalance regime: one more tabular column (Vegetation-NDVI) correlated at R with the "
+                         "NDVI field of the Sentinel-2 patch; 0 (default) = off, every file unchanged")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=_synth)

@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, type=Path, help="checkpoint (.safetensors) or run folder")
     parser.add_argument("--data", type=Path, default=None, help="dataset (default: the one recorded in the checkpoint)")
     parser.add_argument("--split", default="test", help="train, val, test or all (default test)")
-    parser.add_argument("--subsets", default="paper", help="'paper' or a TOML file with a [subsets] table")
+    parser.add_argument("--subsets", default="paper",
+                        help="'paper', 'table1' (the MIAM paper's Table 1 columns) or a TOML file with a [subsets] table")
     parser.add_argument("--groupings", type=Path, default=None, metavar="FILE.toml",
                         help="user groupings ([groupings.NAME] tables; docs/schema.md) that the subsets may name")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (default auto)")

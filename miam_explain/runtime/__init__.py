@@ -14,7 +14,7 @@ from __future__ import annotations
 from miam_explain.runtime.engine import Engine
 from miam_explain.runtime.loading import model_and_data, resolve_device
 from miam_explain.runtime.metrics import METRICS, Metric, resolve_metric
-from miam_explain.runtime.subsets import evaluate, evaluate_subsets, load_subsets, paper_subsets
+from miam_explain.runtime.subsets import evaluate, evaluate_subsets, load_subsets, paper_subsets, table1_subsets
 from miam_explain.runtime.tensors import SplitTensors, as_site_ids, load_split
 
 __all__ = [
@@ -31,4 +31,5 @@ __all__ = [
     "resolve_device",
     "resolve_metric",
     "as_site_ids",
+    "table1_subsets",
 ]

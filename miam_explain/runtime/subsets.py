@@ -27,7 +27,7 @@ from miam_explain.runtime.loading import model_and_data, resolve_device
 from miam_explain.runtime.metrics import METRICS
 from miam_explain.runtime.tensors import SplitTensors, load_split
 
-__all__ = ["paper_subsets", "load_subsets", "subset_logits", "score", "evaluate_subsets", "evaluate"]
+__all__ = ["paper_subsets", "table1_subsets", "load_subsets", "subset_logits", "score", "evaluate_subsets", "evaluate"]
 
 
 
@@ -68,12 +68,69 @@ def paper_subsets(schema: TokenSchema) -> dict[str, list[str]]:
     return subsets
 
 
+#: Column names of Table 1 for the GeoPlant modalities alone; other modalities keep their own name.
+_TABLE1_NAMES = {"tabular": "Tabular", "landsat": "Landsat", "sentinel2": "Sentinel-2"}
+
+
+def table1_subsets(schema: TokenSchema) -> dict[str, list[str]]:
+    """The columns of the MIAM paper's Table 1 (GeoPlant), as far as the schema can form them.
+
+    In Table 1 order: ``BIO1`` (one tabular variable), ``WorldClim`` (the bioclimatic group),
+    ``Clim:<last year>`` and ``Clim:<first>-<last>`` (the last year and every year of the climate
+    series: the climate modality alone), ``Center patch`` (every band of the central image patch),
+    ``RGB``, each other modality alone (``Tabular``, ``Landsat``, ``Sentinel-2``), ``Satellite``
+    (images and spectral series) and ``All``. A non-spectral series other than ``climate`` is
+    named by its modality (``<name>:2018``). Columns the data cannot form are left out.
+    :func:`paper_subsets` (``"paper"``) is the earlier, shorter table and stays as it was.
+
+    Example:
+        >>> from miam_explain.data.schema import ModalityLayout, TokenSchema
+        >>> schema = TokenSchema([ModalityLayout("climate", "timeseries", (2, 3, 12), ("pr", "tas"), (2016, 2017, 2018)),
+        ...                       ModalityLayout("tabular", "tabular", (2,), ("Bio1", "Elevation"))])
+        >>> subsets = table1_subsets(schema)
+        >>> list(subsets)
+        ['BIO1', 'Clim:2018', 'Clim:2016-2018', 'Tabular', 'All']
+        >>> subsets["Clim:2018"], subsets["Clim:2016-2018"]
+        (['climate_years:2018'], ['modalities:climate'])
+    """
+    subsets: dict[str, list[str]] = {}
+    groupings = set(schema.grouping_names)
+    tabular = [l for l in schema.layouts if l.kind == "tabular"]
+    bio1 = [v for l in tabular for v in l.labels if v.lower() == "bio1"]
+    if bio1 and "variables" in groupings:
+        subsets["BIO1"] = [f"variables:{bio1[0]}"]
+    if "variable_groups" in groupings and "worldclim" in schema.members("variable_groups"):
+        subsets["WorldClim"] = ["variable_groups:worldclim"]
+    climate = [l for l in schema.layouts if l.kind == "timeseries" and l.channel_kind != "band"]
+    for layout in climate:
+        prefix = "Clim" if layout.name == "climate" or len(climate) == 1 else layout.name
+        years = sorted(layout.years)
+        subsets[f"{prefix}:{years[-1]}"] = [f"{layout.name}_years:{years[-1]}"]
+        subsets[f"{prefix}:{years[0]}-{years[-1]}"] = [f"modalities:{layout.name}"]
+    if "patches" in groupings:
+        try:
+            schema.keep_vector(["patches:center"])
+            subsets["Center patch"] = ["patches:center"]
+        except SchemaError:
+            pass
+    if "spectral_bands" in groupings and {"red", "green", "blue"} <= set(schema.members("spectral_bands")):
+        subsets["RGB"] = ["spectral_bands:red", "spectral_bands:green", "spectral_bands:blue"]
+    for layout in sorted(schema.layouts, key=lambda l: l.kind != "tabular"):  # Table 1 starts with the tabular
+        if layout not in climate:
+            subsets[_TABLE1_NAMES.get(layout.name, layout.name)] = [f"modalities:{layout.name}"]
+    satellite = [l.name for l in schema.layouts if l.kind == "image" or (l.kind == "timeseries" and l.channel_kind == "band")]
+    if 2 <= len(satellite) < len(schema.layouts):
+        subsets["Satellite"] = [f"modalities:{m}" for m in satellite]
+    subsets["All"] = ["all"]
+    return subsets
+
+
 def load_subsets(spec: str | os.PathLike | Mapping[str, Sequence[str]], schema: TokenSchema) -> dict[str, np.ndarray]:
     """Resolve subsets to token keep-vectors.
 
     Args:
-        spec: ``"paper"``, a TOML file with a ``[subsets]`` table mapping names to lists of
-            selectors, or such a mapping. An empty list is the empty subset (the model's prior).
+        spec: ``"paper"`` (:func:`paper_subsets`), ``"table1"`` (:func:`table1_subsets`), a TOML file
+            with a ``[subsets]`` table mapping names to lists of selectors, or such a mapping. An empty list is the empty subset (the model's prior).
         schema: Token schema used to resolve the selectors.
 
     Returns:
@@ -87,9 +144,11 @@ def load_subsets(spec: str | os.PathLike | Mapping[str, Sequence[str]], schema: 
         table = spec
     elif str(spec) == "paper":
         table = paper_subsets(schema)
+    elif str(spec) == "table1":
+        table = table1_subsets(schema)
     else:
         path = Path(spec)
-        data = read_toml(path, what="subsets file", hint="pass 'paper' or a TOML file with a [subsets] table")
+        data = read_toml(path, what="subsets file", hint="pass 'paper', 'table1' or a TOML file with a [subsets] table")
         if not isinstance(data.get("subsets"), dict) or not data["subsets"]:
             raise ConfigError(f"subsets file {path.name} needs a [subsets] table: name = [\"grouping:member\", ...]")
         table = data["subsets"]
@@ -182,7 +241,8 @@ def evaluate(
         model: Checkpoint, run folder or loaded model.
         data: Dataset or path (``None``: the one recorded in the checkpoint).
         split: Sites of this split (``all`` for every site).
-        subsets: ``"paper"``, a TOML file with a ``[subsets]`` table, or the mapping (see :func:`load_subsets`).
+        subsets: ``"paper"``, ``"table1"`` (the paper's Table 1 columns), a TOML file with a ``[subsets]``
+            table, or the mapping (see :func:`load_subsets`).
         groupings: User groupings added to the model's schema first (a TOML path, TOML text or a
             mapping; see :meth:`~miam_explain.data.schema.TokenSchema.with_groupings`), so that
             subsets may name them (``heat_windows:2000-2004``).

@@ -31,6 +31,7 @@ from miam_explain.data.synth.observations import (
     patch_features,
     sentinel_patches,
 )
+from miam_explain.data.synth.imbalance import proxy_tables
 from miam_explain.data.synth.settings import SynthSettings
 from miam_explain.data.synth.species import build_species, draw_labels, spatial_effects
 from miam_explain.data.synth.tables import metadata_table, tabular_tables
@@ -46,6 +47,7 @@ _CHUNK = 256
 _STREAMS: tuple[str, ...] = (
     "sites", "elevation", "climate_base", "soil", "footprint", "landcover", "heatwave", "spatial",
     "species", "missing", "tabular_nan", "climate", "landsat", "patch", "gaps", "labels", "metadata",
+    "imbalance",  # last: spawning one more child leaves the others' streams as they were
 )
 
 
@@ -101,7 +103,8 @@ def synthesize(out: str | os.PathLike, *, n_sites: int = 2000, n_species: int = 
                heatwave_year: int = 2003, anomaly_sd: float = SynthSettings.anomaly_sd,
                standardize_anomalies: bool = False, landsat_echo: float = SynthSettings.landsat_echo,
                modality_correlation: float = SynthSettings.modality_correlation,
-               null_effects: Sequence[str] = (), overwrite: bool = False, progress: bool = True) -> Path:
+               null_effects: Sequence[str] = (), imbalance: float = 0.0, overwrite: bool = False,
+               progress: bool = True) -> Path:
     """Write a synthetic GeoPlant raw folder (GLC25 layout) with planted effects and ``truth.json``.
 
     The realism settings default to what real data look like (``docs/synthetic.md``, "Realism
@@ -121,6 +124,9 @@ def synthesize(out: str | os.PathLike, *, n_sites: int = 2000, n_species: int = 
             (0..0.9; 0 = decorrelated, as in version 2).
         null_effects: Effect types no species responds to (null mode), e.g. ``("heatwave", "ndvi")``; the
             input files stay those of the planted run with the same arguments, only labels and truth change.
+        imbalance: The imbalance regime (0..0.99; 0 = off): one more tabular column,
+            ``Vegetation-NDVI``, correlated at this value with the NDVI driver that the Sentinel-2 patch
+            shows (docs/synthetic.md, "Imbalance regime"). Every other file stays as it is without it.
         overwrite: Replace ``out`` if it exists.
         progress: Show a progress bar over sites.
 
@@ -136,7 +142,7 @@ def synthesize(out: str | os.PathLike, *, n_sites: int = 2000, n_species: int = 
     _validate(n_sites, n_species, seed, heatwave_year)
     settings = SynthSettings(anomaly_sd=anomaly_sd, standardize_anomalies=standardize_anomalies,
                              landsat_echo=landsat_echo, modality_correlation=modality_correlation,
-                             null_effects=null_effects)
+                             null_effects=null_effects, imbalance=imbalance)
     streams = dict(zip(_STREAMS, np.random.default_rng(seed).spawn(len(_STREAMS))))
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.mkdir()
@@ -155,6 +161,8 @@ def synthesize(out: str | os.PathLike, *, n_sites: int = 2000, n_species: int = 
         metadata = metadata_table(streams["metadata"], sites, presence, np.array([sp["speciesId"] for sp in species]))
         write_csvs(tmp, {metadata_name(): metadata})
         tables = tabular_tables(streams["tabular_nan"], sites)
+        if settings.imbalance > 0:
+            tables.update(proxy_tables(streams["imbalance"], sites.survey_id, features.ndvi, settings.imbalance))
         write_csvs(tmp, tables)
         truth_sites(sites, features).to_csv(tmp / "truth_sites.csv", index=False)
         signal, table = modality_signal(species, contributions, sites, features, tables)

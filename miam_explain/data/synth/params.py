@@ -23,6 +23,8 @@ __all__ = [
     "HW_TAS",
     "HW_TASMAX",
     "HW_TASMIN",
+    "IMBALANCE_COLUMN",
+    "IMBALANCE_FILE",
     "LANDCOVER_GREENNESS",
     "LANDCOVER_NAMES",
     "LANDSAT_ECHO",
@@ -102,6 +104,14 @@ COUPLINGS: dict[str, tuple[str, float]] = {
 }
 #: Sign of each land-cover class's coupling to Landsat greenness (cropland .. bare or water).
 LANDCOVER_GREENNESS: tuple[float, ...] = (-1.0, 1.0, 1.0, 0.0, 0.0, 0.0, -1.0, -1.0)
+
+# Imbalance regime (docs/synthetic.md, "Imbalance regime"): a clean tabular proxy of the Sentinel-2 NDVI driver,
+# written only when the imbalance setting is on. The file lies with the other environmental CSVs, so the reader
+# takes the column as one more tabular variable (variable group "other").
+#: Name of the proxy column.
+IMBALANCE_COLUMN = "Vegetation-NDVI"
+#: Its CSV, relative to the raw folder (keyed by surveyId like the other environmental CSVs).
+IMBALANCE_FILE = "EnvironmentalValues/Vegetation/GLC25-PA-train-vegetation.csv"
 
 # Landsat site moisture: log-factors on SWIR1 / SWIR2 per unit sd of the moisture latent (water absorbs SWIR).
 MOISTURE_SWIR1_LOG, MOISTURE_SWIR2_LOG = -0.20, -0.25

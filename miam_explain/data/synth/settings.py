@@ -3,9 +3,11 @@
 :class:`SynthSettings` holds what :func:`~miam_explain.data.synth.synthesize` takes
 beyond the sizes and the seed: how large the yearly climate anomalies are, how
 strongly the heatwave echoes in Landsat, how strongly the drivers seen by
-different modalities are correlated, and which planted effects are switched off
-(null mode). ``docs/synthetic.md`` ("Realism settings", "Null mode") says what
-each one does and why its default is what it is.
+different modalities are correlated, which planted effects are switched off
+(null mode), and whether a clean tabular proxy of the NDVI field makes the
+satellite a dominated modality (the imbalance regime). ``docs/synthetic.md``
+("Realism settings", "Null mode", "Imbalance regime") says what each one does
+and why its default is what it is.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = ["SynthSettings"]
 _MAX_ANOMALY_SD = 5.0
 _MAX_LANDSAT_ECHO = 0.5
 _MAX_MODALITY_CORRELATION = 0.9
+_MAX_IMBALANCE = 0.99
 
 
 def _number(name: str, value: object, upper: float, flag: str, example: str) -> float:
@@ -56,6 +59,9 @@ class SynthSettings:
         modality_correlation: Correlation planted between each coupled driver and its partner seen by
             another modality (``COUPLINGS``); 0 keeps the drivers decorrelated (generator version 2).
         null_effects: Effect types that no species responds to (null mode), in ``EFFECT_MODALITIES`` order.
+        imbalance: Correlation ``R`` between the NDVI driver and a clean tabular proxy column
+            (``IMBALANCE_COLUMN``, the imbalance regime); 0 (the default) writes no such column and leaves
+            every file byte-identical.
 
     Raises:
         ConfigError: a value out of range, or an unknown or repeated effect name.
@@ -66,6 +72,7 @@ class SynthSettings:
     landsat_echo: float = LANDSAT_ECHO
     modality_correlation: float = MODALITY_CORRELATION
     null_effects: tuple[str, ...] = ()
+    imbalance: float = 0.0
 
     def __post_init__(self) -> None:
         values = {
@@ -73,6 +80,7 @@ class SynthSettings:
             "landsat_echo": _number("landsat_echo", self.landsat_echo, _MAX_LANDSAT_ECHO, "--landsat-echo", "0.1"),
             "modality_correlation": _number("modality_correlation", self.modality_correlation,
                                             _MAX_MODALITY_CORRELATION, "--modality-correlation", "0.4"),
+            "imbalance": _number("imbalance", self.imbalance, _MAX_IMBALANCE, "--imbalance", "0.9"),
         }
         if not isinstance(self.standardize_anomalies, bool):
             raise ConfigError(f"standardize_anomalies must be True or False (got {self.standardize_anomalies!r}); "
@@ -98,7 +106,14 @@ class SynthSettings:
         return PR_ANOMALY_PER_DEGC * self.anomaly_sd
 
     def record(self) -> dict:
-        """The settings as a JSON-ready dict (the ``settings`` entry of ``truth.json``)."""
+        """The settings as a JSON-ready dict (the ``settings`` entry of ``truth.json``).
+
+        ``imbalance`` appears only when it is on, so that the default ``truth.json`` stays byte-identical.
+
+        Example:
+            >>> SynthSettings(imbalance=0.9).record()["imbalance"], "imbalance" in SynthSettings().record()
+            (0.9, False)
+        """
         return {
             "anomaly_sd": self.anomaly_sd,
             "pr_anomaly_sd": round(self.pr_anomaly_sd, 6),
@@ -106,4 +121,5 @@ class SynthSettings:
             "landsat_echo": self.landsat_echo,
             "modality_correlation": self.modality_correlation,
             "null_effects": list(self.null_effects),
+            **({"imbalance": self.imbalance} if self.imbalance > 0 else {}),
         }

@@ -26,6 +26,7 @@ from miam_explain.data.glc.layout import (
     SOIL_COLUMNS,
 )
 from miam_explain.data.synth.fields import quiet
+from miam_explain.data.synth.imbalance import imbalance_record
 from miam_explain.data.synth.observations import Features
 from miam_explain.data.synth.params import (
     COUPLINGS,
@@ -38,6 +39,7 @@ from miam_explain.data.synth.params import (
     HW_TAS,
     HW_TASMAX,
     HW_TASMIN,
+    IMBALANCE_COLUMN,
     LANDCOVER_GREENNESS,
     LANDCOVER_NAMES,
     MODALITIES,
@@ -76,8 +78,8 @@ def _r2(target: np.ndarray, features: np.ndarray) -> float:
 def modality_readouts(tables: dict[str, pd.DataFrame], features: Features) -> dict[str, np.ndarray]:
     """The summary features of each modality that the visibility is read from, ``{modality: (n, p)}``.
 
-    * tabular: ``Bio1``, ``Bio12``, the soil driver columns, and for each land-cover class whether it is
-      the row maximum;
+    * tabular: ``Bio1``, ``Bio12``, the soil driver columns, for each land-cover class whether it is
+      the row maximum, and the NDVI proxy column when the imbalance regime wrote one;
     * climate: the cube's mean tas, mean log precipitation, and heatwave-year summer tas anomaly;
     * landsat: the mean log reflectance of each band, and the log red / NIR / SWIR1 anomaly of quarter 3
       of the heatwave year;
@@ -90,9 +92,10 @@ def modality_readouts(tables: dict[str, pd.DataFrame], features: Features) -> di
     with quiet():
         top = np.nanmax(lc, axis=1)
     is_top = [np.where(np.isfinite(col), col >= top, np.nan) for col in lc.T]
+    proxy = [by_column[IMBALANCE_COLUMN]] if IMBALANCE_COLUMN in by_column else []  # the imbalance regime's column
     return {
         "tabular": np.column_stack([by_column["Bio1"], by_column["Bio12"], *(by_column[c] for c in SOIL_DRIVERS),
-                                    *is_top]),
+                                    *is_top, *proxy]),
         "climate": np.column_stack([features.clim_tas_mean, features.clim_pr_mean, features.clim_heat]),
         "landsat": np.column_stack([features.landsat_mean, features.landsat_heat]),
         "sentinel2": features.ndvi_seen[:, None],
@@ -224,8 +227,11 @@ def truth_document(species: list[dict], signal: dict[str, float], table: dict[st
             "landsat": "reflectance on a 0..255 scale", "sentinel2": "reflectance x 10000, 0 = nodata (cloud)",
             "bioclim": "WorldClim conventions: degC, mm, Bio3/Bio15 in %, Bio4 = 100 x sd",
         },
-        "effect_modalities": {k: list(v) for k, v in EFFECT_MODALITIES.items()},
+        "effect_modalities": {k: list(v) + (["tabular"] if k == "ndvi" and settings.imbalance > 0 else [])
+                              for k, v in EFFECT_MODALITIES.items()},
         "modality_correlation": coupling_record(sites, features, settings.modality_correlation),
+        **({"imbalance": imbalance_record(tables, features.ndvi, settings.imbalance, species)}
+           if settings.imbalance > 0 else {}),
         "visibility": table,
         "modality_signal": signal,
         "modality_ranking": sorted(MODALITIES, key=lambda m: -signal[m]),
