@@ -375,7 +375,6 @@ class _Pairs:
         cell = stratum * n_groups + group
         by_cell = np.argsort(cell, kind="stable")
         present, starts = np.unique(cell[by_cell], return_index=True)
-        bounds = list(zip(starts, np.append(starts[1:], self.n_pairs)))
         cell_stratum, cell_group = present // n_groups, present % n_groups
         replicate = np.empty((n_groups + 1, present.size))  # [G + 1, cells]: 0 the estimate, g + 1 without group g
         replicate[0] = weight[cell_stratum]
@@ -385,18 +384,13 @@ class _Pairs:
         # takes out what depends on the size alone (a redundant group's shared part) from the sample
         intercept = (cell_stratum == np.arange(n_strata)[:, None]) & (2 * sizes[:, None] != n_players)
         by_stratum_weight = replicate[:, None, :] * intercept  # [G + 1, H, cells]
-        keep_sorted, shift = keep[by_cell], (size / n_players)[by_cell]
-
-        def rows(a: int, b: int) -> np.ndarray:  # the pairs' rows projected off 1 (the constraint), one cell
-            return keep_sorted[a:b] - shift[a:b, None]
-
-        count = np.diff(np.append(starts, self.n_pairs)).astype(np.float64)
-        total = np.maximum(np.tensordot(by_stratum_weight, count, axes=1), np.finfo(float).tiny)  # [G + 1, H]
-        mean_x = np.tensordot(by_stratum_weight, np.stack([rows(a, b).sum(axis=0) for a, b in bounds]), axes=1)
-        mean_x /= total[..., None]
+        shift = (size / n_players)[by_cell]
+        design = keep[by_cell] - shift[:, None]  # [n_pairs, P]: the pairs' rows, by cell, projected off 1 (the constraint)
+        count = np.diff(np.append(starts, self.n_pairs))  # pairs per cell
+        row_cell = np.repeat(np.arange(present.size), count)
+        total = np.maximum(np.tensordot(by_stratum_weight, count.astype(np.float64), axes=1), np.finfo(float).tiny)
+        mean_x = np.tensordot(by_stratum_weight, np.add.reduceat(design, starts, axis=0), axes=1) / total[..., None]
         # one P x P Gram matrix per replicate (not per cell: cells x P x P is gigabytes at token level)
-        design = keep_sorted - shift[:, None]  # [n_pairs, P]
-        row_cell = np.repeat(np.arange(present.size), np.diff(np.append(starts, self.n_pairs)))
         gram = np.stack([design.T @ (design * replicate[r, row_cell][:, None]) for r in range(n_groups + 1)])
         gram -= np.einsum("rhi,rh,rhj->rij", mean_x, total, mean_x, optimize=True)
         gram += (np.trace(gram, axis1=1, axis2=2) / n_players**2)[:, None, None]  # + λ11ᵀ: invertible, same β on 1⊥
