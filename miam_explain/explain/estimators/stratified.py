@@ -108,7 +108,7 @@ class StratifiedEstimator(SamplingEstimator):
 
     @classmethod
     def fits(cls, n_players: int, n_sites: int, budget: int | None) -> bool:
-        """Whether ``method="auto"`` may pick this design: the budget buys :data:`MIN_BLOCKS` blocks (or there is none)."""
+        """Whether the budget buys :data:`MIN_BLOCKS` blocks (or there is none); ``auto`` no longer tries this design (``AUTO_ORDER``)."""
         if budget is None:
             return True
         return budget // max(n_sites, 1) >= 2 + MIN_BLOCKS * n_players * (n_players - 1)
