@@ -1,4 +1,4 @@
-"""The one-command demo: synthetic data -> prepared dataset -> MIAM model -> subset table -> three reports.
+"""The one-command demo: synthetic data -> prepared dataset -> MIAM model -> subset table -> four reports.
 
 Every step writes its output atomically and is skipped when that output already exists, so
 an interrupted demo picks up where it stopped when run again with the same ``out``
@@ -19,7 +19,7 @@ from miam_explain.errors import ConfigError, OutputExistsError
 __all__ = ["DemoResult", "run_demo"]
 
 #: The reports the demo writes, in order.
-REPORTS: tuple[str, ...] = ("modalities", "ndvi", "heatwave")
+REPORTS: tuple[str, ...] = ("modalities", "species", "ndvi", "heatwave")
 
 
 @dataclass

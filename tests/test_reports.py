@@ -427,6 +427,56 @@ def test_modalities_report_without_miam_history(run, synth_data, tmp_path):
     assert not (folder / "history.csv").exists()
 
 
+def test_species_report(run, synth_data, tmp_path):
+    """Each species' AUC explained by the modalities; the report's own pass equals the explain path's per-species game."""
+    from miam_explain import shapley
+    from miam_explain.reports import species_report
+    from miam_explain.reports.species import MIN_PRESENCES, leading_players
+
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["report", "species", "--model", str(run), "--data", str(synth_data), "--split", "all", "--n-boot", "20",
+                     "--device", "cpu", "--out", str(tmp_path / "species"), "--quiet"])
+    assert code == 0 and "Leading player:" in stdout.getvalue()
+    folder = tmp_path / "species"
+    summary = _summary(folder)
+    assert {"per_species", "leading_player", "led_by", "dependents"} <= set(summary)
+    reference = shapley(run, synth_data, group="modalities", value="performance", target="all", split="all",
+                        method="exact", device="cpu")
+    species_ids = [str(t) for t in reference["target"].values]
+    assert sorted(summary["per_species"]) == sorted(species_ids)
+    for sid in species_ids:
+        record, phi = summary["per_species"][sid], reference["shapley"].sel(target=sid).to_series()
+        assert record["shapley"] == pytest.approx(phi.to_dict(), abs=1e-9)  # two code paths, one number
+        assert record["leading_player"] == summary["leading_player"][sid] == phi.idxmax()
+        assert record["auc_all"] == pytest.approx(float(reference["v_full"].sel(target=sid)), abs=1e-9)
+        assert record["enough_presences"] == (record["presences"] >= MIN_PRESENCES)
+        assert record["resolved"] == (record["margin_lo"] > 0)
+    assert sum(v["species"] for v in summary["led_by"].values()) == sum(r["enough_presences"] for r in summary["per_species"].values())
+    ds = xr.open_dataset(folder / "species.nc", engine="h5netcdf")
+    assert ds["shapley"].dims == ("player", "target")
+    assert bool((ds["shapley_lo"] <= ds["shapley_hi"]).all()) and bool(np.isfinite(ds["shapley_lo"]).all())
+    table = pd.read_csv(folder / "species.csv")
+    assert {"species", "presences", "leading_player", "runner_up", "margin", "margin_lo", "resolved"} <= set(table.columns)
+    html = (folder / "report.html").read_text()
+    assert _self_contained(html) and html.count("<img") == 2
+    # the leader rule on its own: a clear leader is resolved, a tie is not
+    phi = np.array([[0.3, 0.10], [0.1, 0.11]])
+    rng = np.random.default_rng(0)
+    boot = phi[:, None, :] + rng.normal(scale=0.02, size=(2, 200, 2))
+    lead, second, margin, lo = leading_players(phi, boot)
+    assert lead.tolist() == [0, 1] and second.tolist() == [1, 0]
+    assert lo[0] > 0 and lo[1] < 0
+
+
+def test_species_report_refuses_a_budget_below_every_combination(run, synth_data, tmp_path):
+    from miam_explain.reports import species_report
+
+    with pytest.raises(ConfigError, match="every combination"):
+        species_report(run, synth_data, out=tmp_path / "s", budget=5, **FAST)
+    assert not (tmp_path / "s").exists()
+
+
 # ---- output folder and command line ---------------------------------------------------------------------------------
 
 

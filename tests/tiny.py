@@ -54,6 +54,7 @@ REPORTS: dict[str, tuple[dict, tuple[str, ...]]] = {
     "ndvi": (dict(_FAST, seed=3), ("ndvi.nc", "red_nir_sites.nc")),
     "heatwave": (dict(_FAST, budget=(2 + 2 * 8 * 19) * N_ALL, seed=5), ("heatwave.nc", "year_sites.nc")),
     "modalities": (dict(_FAST, seed=0), ("modalities.nc", "subsets.csv")),
+    "species": (dict(_FAST, seed=0), ("species.nc", "species.csv")),
 }
 
 

@@ -12,7 +12,7 @@ __all__ = ["register"]
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` command."""
     parser = subparsers.add_parser(
-        "demo", help="synthesise data, train a MIAM model, evaluate it and write the three reports",
+        "demo", help="synthesise data, train a MIAM model, evaluate it and write the four reports",
         description="Synthesise GeoPlant-like data with planted effects, prepare it, train a MIAM model "
                     "(config demo), evaluate the paper subsets and write the modalities, ndvi and heatwave "
                     "reports. Run again with the same --out to continue an interrupted demo.",

@@ -1,4 +1,4 @@
-"""``miam-explain report``: the ndvi, heatwave and modalities reports (one self-contained HTML page each)."""
+"""``miam-explain report``: the ndvi, heatwave, modalities and species reports (one self-contained HTML page each)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from pathlib import Path
 
 __all__ = ["register"]
 
-KINDS = ("ndvi", "heatwave", "modalities")
+KINDS = ("ndvi", "heatwave", "modalities", "species")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``report`` command."""
-    parser = subparsers.add_parser("report", help="write an ecological report (ndvi, heatwave or modalities)")
-    parser.add_argument("kind", choices=KINDS, help="ndvi: spectral bands; heatwave: climate years; modalities: modalities")
+    parser = subparsers.add_parser("report", help="write an ecological report (ndvi, heatwave, modalities or species)")
+    parser.add_argument("kind", choices=KINDS, help="ndvi: spectral bands; heatwave: climate years; modalities: modalities; "
+                                                    "species: each species' AUC by modality (or --group) and its leading one")
     parser.add_argument("--model", required=True, type=Path, help="checkpoint (.safetensors) or run folder")
     parser.add_argument("--data", type=Path, default=None, help="dataset (default: the one recorded in the checkpoint)")
     parser.add_argument("--split", default="test", help="train, val, test or all (default test)")

@@ -36,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--context", choices=("none", "all"), default="none",
                         help="tokens outside the players: hidden (none, default) or visible (all)")
-    parser.add_argument("--target", default="auto", help="prediction game: species ids (comma-separated), richness, all or auto")
+    parser.add_argument("--target", default="auto",
+                        help="prediction game: species ids (comma-separated), richness, all or auto; performance game: "
+                             "all or species ids for one metric per species (default: one metric over every species)")
     parser.add_argument("--output", choices=("probability", "logit"), default="probability")
     parser.add_argument("--metric", default="auto", help="performance game: auto, auc, accuracy, top5, neg_loss")
     parser.add_argument("--sites", default=None, help="prediction game: comma-separated site ids")

@@ -40,6 +40,7 @@ __all__ = [
     "performance_game",
     "players_of",
     "resolve_targets",
+    "resolve_performance_targets",
     "check_auc_defined",
     "CONTEXTS",
     "OUTPUTS",
@@ -135,17 +136,22 @@ class PredictionGame(ModelGame):
 
 @dataclass
 class PerformanceGame(ModelGame):
-    """A metric over all sites: ``bool[C, P] -> float64[C]``, or ``float64[C, R]`` with site weights.
+    """A metric over all sites: ``bool[C, P] -> float64[C]``, ``float64[C, R]`` with site weights, and one
+    value per species (``float64[C, K]`` or ``float64[C, R, K]``) with ``target_index``.
 
     Attributes:
         metric: The metric (:data:`~miam_explain.runtime.metrics.METRICS`): ``auc`` (macro over
             species with both classes), ``accuracy``, ``top5`` or ``neg_loss``.
         weights: ``float64[R, N]`` site weightings (e.g. bootstrap multiplicities), or ``None``
             for the plain metric.
+        target_names: The ``K`` species of a per-species game (:func:`resolve_performance_targets`).
+        target_index: Their label columns, or ``None`` for the one metric over every species.
     """
 
     metric: Metric | None = None
     weights: np.ndarray | None = None
+    target_names: tuple[str, ...] = ()
+    target_index: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -153,11 +159,79 @@ class PerformanceGame(ModelGame):
             self.metric = resolve_metric("auto", self.data.task)
         self._target = self.data.target.to(self.engine.device)
         self._weights = None if self.weights is None else torch.as_tensor(self.weights, device=self.engine.device)
+        self._columns = None
+        if self.target_index is not None:
+            if self.metric.per_target is None or self.data.task != "multilabel":
+                raise ConfigError(f"metric {self.metric.name!r} has no per-species value on {self.data.task} data; "
+                                  "per-species targets need multi-label data and metric auc or neg_loss")
+            self._columns = torch.as_tensor(np.asarray(self.target_index, dtype=np.int64), device=self.engine.device)
+            self._target = self._target[:, self._columns]
+
+    @property
+    def per_target(self) -> bool:
+        """One value per species (``target_index`` set) rather than one metric over them all."""
+        return self._columns is not None
 
     def reduce(self, logits: torch.Tensor) -> np.ndarray:
+        if self.per_target:
+            logits = logits[..., self._columns]
+            if self._weights is None:
+                return torch.stack([self.metric.per_target(row, self._target) for row in logits]).double().cpu().numpy()
+            return torch.stack([self.metric.weighted_per_target(row, self._target, self._weights) for row in logits]).cpu().numpy()
         if self._weights is None:
             return np.asarray([self.metric.value(row, self._target) for row in logits], dtype=np.float64)
         return np.stack([self.metric.weighted(row, self._target, self._weights).cpu().numpy() for row in logits])
+
+
+def resolve_performance_targets(target, species: Sequence[str], presences: np.ndarray, n_sites: int, *, metric: Metric,
+                                task: str, split: str) -> tuple[tuple[str, ...], np.ndarray | None]:
+    """The species of a per-species performance game, or none for the one metric over them all.
+
+    Args:
+        target: ``auto`` (one metric over every species: no targets), ``all`` (every species the
+            metric is defined for on the split), or species ids.
+        species: The model's species ids, in output order.
+        presences: ``int[K]`` presences of each species on the split.
+        n_sites: Sites of the split.
+        metric: The resolved metric.
+        task: ``multilabel`` or ``multiclass``.
+        split: The split, for messages.
+
+    Returns:
+        ``(names, label columns)``; ``((), None)`` for ``auto``.
+
+    Raises:
+        ConfigError: ``richness``, a metric or task without per-species values, an unknown species, or
+            a species whose AUC is undefined on the split (no presence, or present everywhere).
+        DataError: ``all`` where no species has an AUC on the split.
+
+    Example:
+        >>> from miam_explain.runtime.metrics import METRICS
+        >>> resolve_performance_targets("all", ["a", "b", "c"], np.array([3, 0, 5]), 10, metric=METRICS["auc"],
+        ...                             task="multilabel", split="test")
+        (('a', 'c'), array([0, 2]))
+    """
+    if isinstance(target, str) and target == "auto":
+        return (), None
+    if isinstance(target, str) and target == "richness":
+        raise ConfigError("target 'richness' is a prediction; the performance game takes --target all or species ids "
+                          "(one metric per species), or none (one metric over every species)")
+    if metric.per_target is None or task != "multilabel":
+        raise ConfigError(f"per-species targets need multi-label data and metric auc or neg_loss, not {metric.name!r} "
+                          f"on {task} data; drop --target for one metric over every species")
+    presences = np.asarray(presences)
+    defined = (presences > 0) & (presences < n_sites) if metric.name == "auc" else np.ones(len(species), dtype=bool)
+    if isinstance(target, str) and target == "all":
+        index = np.flatnonzero(defined)
+        if index.size == 0:
+            raise DataError(f"no species has both presences and absences in split {split!r}; its AUC is undefined, pass another --split")
+        return tuple(str(species[i]) for i in index), index
+    names, index = resolve_targets(target, species, task, "probability")
+    undefined = [name for name, i in zip(names, index) if not defined[i]]
+    if undefined:
+        raise ConfigError(f"species {undefined[:5]} have no presence or no absence in split {split!r}, so their AUC is "
+                          "undefined; drop them or use --target all (which keeps the species it is defined for)")
+    return names, index
 
 
 def resolve_targets(target, species: Sequence[str], task: str, output: str) -> tuple[tuple[str, ...], np.ndarray | None]:
@@ -303,6 +377,7 @@ def performance_game(
     groupings: GroupingsInput = None,
     split: str = "test",
     metric: str = "auto",
+    target: str | Sequence[str] = "auto",
     context: str = "none",
     weights: np.ndarray | None = None,
     collapse: bool = True,
@@ -313,13 +388,19 @@ def performance_game(
 
     ``metric="auto"`` is ``auc`` for multi-label data and ``accuracy`` for classes. With
     ``weights`` (``float[R, N]``, one row per weighting of the split's sites) the game gives
-    ``float64[C, R]``. ``groupings`` adds user groupings to the model's schema (see :func:`players_of`).
+    ``float64[C, R]``. ``target="all"`` or species ids give one metric per species
+    (``float64[C, K]``, or ``float64[C, R, K]`` with weights; :func:`resolve_performance_targets`).
+    ``groupings`` adds user groupings to the model's schema (see :func:`players_of`).
     """
-    engine, players, split_data, _ = _setup(
+    engine, players, split_data, species = _setup(
         model, data, group=group, groupings=groupings, split=split, sites=None, collapse=collapse, device=device,
         progress=progress,
     )
     resolved = resolve_metric(metric, split_data.task)
     if resolved.name == "auc":
         check_auc_defined(split_data, split)
-    return PerformanceGame(engine, players, context, split_data, metric=resolved, weights=weights)
+    presences = split_data.target.sum(dim=0).cpu().numpy() if split_data.task == "multilabel" else np.zeros(len(species))
+    names, index = resolve_performance_targets(target, species, presences, len(split_data), metric=resolved,
+                                               task=split_data.task, split=split)
+    return PerformanceGame(engine, players, context, split_data, metric=resolved, weights=weights, target_names=names,
+                           target_index=index)

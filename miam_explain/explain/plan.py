@@ -29,7 +29,7 @@ from miam_explain.data.schema import Players, TokenSchema, player_coords
 from miam_explain.errors import ConfigError, DataError
 from miam_explain.explain.estimators import ESTIMATORS, choose_method
 from miam_explain.explain.estimators.leverage import AUTO_PAIRS_PER_PLAYER
-from miam_explain.explain.games import players_of, resolve_targets
+from miam_explain.explain.games import players_of, resolve_performance_targets, resolve_targets
 from miam_explain.explain.request import DEFAULT_BUDGET, ShapleyRequest
 from miam_explain.explain.result import data_attr, file_sha256, provenance_attrs
 from miam_explain.models.checkpoint import data_fingerprint, resolve_checkpoint
@@ -60,8 +60,9 @@ class ChunkSpec:
         device: ``auto``, ``cpu`` or ``cuda``, resolved where the chunk runs.
         split: The split (performance game; prediction chunks carry their sites).
         metric: The resolved metric (performance game).
-        targets: The target names (prediction game).
-        target_index: Their output columns, or ``None`` for richness.
+        targets: The target names: of the prediction game, or the species of a per-species performance game.
+        target_index: Their output columns; ``None`` for richness (prediction game) or for the one metric
+            over every species (performance game).
         output: ``probability`` or ``logit`` (prediction game).
         method: The resolved estimator.
         budget: Model evaluations the user allowed, or ``None``.
@@ -119,6 +120,8 @@ class Plan:
         attrs: The result's provenance attrs.
         model: The loaded model (in-process runs compute with it).
         dataset: The opened dataset.
+        target_coords: Coordinates along ``target``: ``presences`` on the split (per-species performance
+            game) and ``species_name`` where the dataset names its species.
     """
 
     request: ShapleyRequest
@@ -132,6 +135,7 @@ class Plan:
     attrs: dict
     model: MiamModel
     dataset: xr.Dataset
+    target_coords: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def method(self) -> str:
@@ -175,6 +179,8 @@ class Plan:
             })
         else:
             config.update({"metric": spec.metric, "interactions": spec.interactions})
+            if spec.target_index is not None:  # only when set: stores written before per-species targets stay valid
+                config["target"] = list(spec.targets)
         return config
 
 
@@ -289,11 +295,18 @@ def plan(request: ShapleyRequest, model: MiamModel | str | os.PathLike, data: xr
     task = "multilabel" if "labels" in ds else "multiclass"
     positions, sites = _sites(ds, request)
     targets, index, metric = (), None, ""
+    species = list(text_values(ds["species"].values))
     if request.value == "prediction":
-        targets, found = resolve_targets(request.target, list(text_values(ds["species"].values)), task, request.output)
-        index = None if found is None else tuple(int(i) for i in found)
+        targets, found = resolve_targets(request.target, species, task, request.output)
     else:
-        metric = resolve_metric(request.metric, task).name
+        resolved = resolve_metric(request.metric, task)
+        metric = resolved.name
+        presences = (np.asarray(ds["labels"].isel(site=positions).sum("site").values) if task == "multilabel"
+                     else np.zeros(len(species)))
+        targets, found = resolve_performance_targets(request.target, species, presences, int(positions.size),
+                                                     metric=resolved, task=task, split=request.split)
+    index = None if found is None else tuple(int(i) for i in found)
+    target_coords = _target_coords(ds, index, None if request.value == "prediction" else presences)
     n_sites = int(positions.size)
     estimator, coalitions = plan_estimator(
         players.n_players, n_sites, method=request.method, budget=request.budget, budget_per_site=request.budget_per_site,
@@ -320,7 +333,19 @@ def plan(request: ShapleyRequest, model: MiamModel | str | os.PathLike, data: xr
         request=request, spec=spec, players=tuple(players.names), player_coords=player_coords(loaded.schema, players),
         positions=positions, sites=sites,
         coalitions=coalitions, chunk_size=_chunk_size(request, n_sites), attrs=attrs, model=loaded, dataset=ds,
+        target_coords=target_coords,
     )
+
+
+def _target_coords(ds: xr.Dataset, index: tuple[int, ...] | None, presences: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Coordinates along ``target``: presences on the split (performance game) and the dataset's ``species_name``."""
+    if index is None:
+        return {}
+    rows = np.asarray(index, dtype=np.int64)
+    coords = {} if presences is None else {"presences": np.asarray(presences, dtype=np.int64)[rows]}
+    if "species_name" in ds.variables and ds["species_name"].dims == ("species",):
+        coords["species_name"] = np.asarray(text_values(ds["species_name"].values), dtype=object)[rows].astype(str)
+    return coords
 
 
 def _sites(ds: xr.Dataset, request: ShapleyRequest) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:

@@ -61,7 +61,9 @@ class ShapleyRequest:
         tol: Stopping tolerance of the sampling estimators.
         seed: Seed of the sampling estimators.
         context: ``none`` or ``all``.
-        target: ``auto``, ``all``, ``richness`` or a tuple of species ids (prediction game).
+        target: ``auto``, ``all``, ``richness`` or a tuple of species ids (prediction game); ``auto``
+            (one metric over every species), ``all`` or species ids (one metric per species) for the
+            performance game.
         output: ``probability`` or ``logit`` (prediction game).
         metric: ``auto`` or a key of :data:`~miam_explain.runtime.metrics.METRICS` (performance game).
         interactions: Pairwise Shapley interaction indices (exact only).
@@ -133,6 +135,9 @@ class ShapleyRequest:
         if self.metric != "auto" and self.metric not in METRICS:
             raise ConfigError(f"unknown metric {self.metric!r}; use one of auto, {', '.join(METRICS)}")
         set_("target", _target(self.target))
+        if self.value == "performance" and self.target == "richness":
+            raise ConfigError("target 'richness' is a prediction; the performance game takes --target all or species ids "
+                              "(one metric per species), or none (one metric over every species)")
         if not isinstance(self.split, str) or not self.split:
             raise ConfigError(f"split must be train, val, test or all, got {self.split!r}")
         if self.sites is not None:

@@ -71,8 +71,14 @@ def file_sha256(path: str | os.PathLike | None) -> str:
     return digest.hexdigest()
 
 
-def to_dataset(result: ShapleyResult, game, *, attrs: dict, player_coords: Mapping[str, np.ndarray] | None = None) -> xr.Dataset:
-    """Label a :class:`ShapleyResult` of a model game as an ``xarray.Dataset`` (``player_coords``: see :func:`result_dataset`)."""
+def to_dataset(result: ShapleyResult, game, *, attrs: dict, player_coords: Mapping[str, np.ndarray] | None = None,
+               targets: Sequence[str] | None = None, target_coords: Mapping[str, np.ndarray] | None = None) -> xr.Dataset:
+    """Label a :class:`ShapleyResult` of a model game as an ``xarray.Dataset``.
+
+    ``player_coords`` and ``target_coords``: see :func:`result_dataset`. ``targets`` names the species
+    of a per-species performance game (its values are ``float64[..., K]``); a prediction game
+    names its own targets.
+    """
     estimate = estimate_attrs(
         n_evaluations=result.n_evaluations, method=result.method, budget=result.budget, converged=result.converged,
         n_samples=result.n_samples,
@@ -89,9 +95,12 @@ def to_dataset(result: ShapleyResult, game, *, attrs: dict, player_coords: Mappi
             players=result.players,
             player_coords=player_coords,
             targets=game.target_names,
+            target_coords=target_coords,
             sites=(game.data.site_id, game.data.lat, game.data.lon),
             attrs={**estimate, **attrs},
         )
+    if targets is None and getattr(game, "per_target", False):
+        targets = game.target_names
     return result_dataset(
         shapley=result.values,
         shapley_se=result.se,
@@ -101,6 +110,8 @@ def to_dataset(result: ShapleyResult, game, *, attrs: dict, player_coords: Mappi
         interaction=result.interactions,
         players=result.players,
         player_coords=player_coords,
+        targets=targets,
+        target_coords=target_coords,
         attrs={**estimate, **attrs},
     )
 
@@ -135,22 +146,26 @@ def result_dataset(
     banzhaf=None,
     interaction=None,
     targets: Sequence[str] | None = None,
+    target_coords: Mapping[str, np.ndarray] | None = None,
     sites: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     attrs: dict,
 ) -> xr.Dataset:
     """The result layout of DESIGN §4 from arrays already in it (numpy, or lazy dask arrays).
 
     Args:
-        shapley: ``float64[N, P, K]`` (prediction game) or ``float64[P]`` (performance game).
+        shapley: ``float64[N, P, K]`` (prediction game), ``float64[P, K]`` (per-species performance
+            game) or ``float64[P]`` (performance game).
         shapley_se: Same shape as ``shapley``.
-        v_empty: ``float64[N, K]`` or ``float64[]``.
+        v_empty: ``float64[N, K]``, ``float64[K]`` or ``float64[]``.
         v_full: Same shape as ``v_empty``.
         players: The ``P`` player names.
         player_coords: ``{name: array[P]}`` coordinates along ``player`` (``modality``, ``band``, …;
             :func:`~miam_explain.data.schema.player_coords`), or ``None``.
         banzhaf: Same shape as ``shapley``, or ``None``.
-        interaction: ``float64[N, P, P, K]`` or ``float64[P, P]``, or ``None``.
-        targets: The ``K`` target names (prediction game), else ``None``.
+        interaction: ``float64[N, P, P, K]``, ``float64[P, P, K]`` or ``float64[P, P]``, or ``None``.
+        targets: The ``K`` target names (prediction game, per-species performance game), else ``None``.
+        target_coords: ``{name: array[K]}`` coordinates along ``target`` (``presences``,
+            ``species_name``), or ``None``.
         sites: ``(site_id int64[N], lat float64[N], lon float64[N])`` (prediction game), else ``None``.
         attrs: Provenance attrs.
 
@@ -159,13 +174,19 @@ def result_dataset(
     """
     players = [str(p) for p in players]
     per_site = sites is not None
-    player_dims = ("site", "player", "target") if per_site else ("player",)
-    value_dims = ("site", "target") if per_site else ()
+    per_target = per_site or targets is not None
+    site_dims = ("site",) if per_site else ()
+    target_dims = ("target",) if per_target else ()
+    player_dims = (*site_dims, "player", *target_dims)
+    value_dims = (*site_dims, *target_dims)
     coords: dict = {"player": players}
     coords.update({name: ("player", np.asarray(values)) for name, values in (player_coords or {}).items()})
+    if per_target:
+        coords["target"] = [str(t) for t in targets or ()]
+        coords.update({name: ("target", np.asarray(values)) for name, values in (target_coords or {}).items()})
     if per_site:
         site_id, lat, lon = sites
-        coords.update({"target": [str(t) for t in targets or ()], "site_id": ("site", site_id), "lat": ("site", lat), "lon": ("site", lon)})
+        coords.update({"site_id": ("site", site_id), "lat": ("site", lat), "lon": ("site", lon)})
     data_vars = {
         "shapley": (player_dims, shapley),
         "shapley_se": (player_dims, shapley_se),
@@ -175,7 +196,7 @@ def result_dataset(
     if banzhaf is not None:
         data_vars["banzhaf"] = (player_dims, banzhaf)
     if interaction is not None:
-        data_vars["interaction"] = (("site", "player", "player_j", "target") if per_site else ("player", "player_j"), interaction)
+        data_vars["interaction"] = ((*site_dims, "player", "player_j", *target_dims), interaction)
         coords["player_j"] = players
     ds = xr.Dataset(data_vars, coords=coords)
     ds["shapley"].attrs["long_name"] = "Shapley value"

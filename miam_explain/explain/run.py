@@ -87,7 +87,10 @@ def shapley(
             of the values.
         seed: Seed of the sampling estimators.
         context: ``none`` (tokens outside the players hidden) or ``all`` (visible).
-        target: Prediction game: species ids, ``richness``, ``all`` or ``auto``.
+        target: Prediction game: species ids, ``richness``, ``all`` or ``auto``. Performance game:
+            ``auto`` (one metric over every species), or ``all`` or species ids for one metric per
+            species (dims ``(player, target)``; ``all`` keeps the species whose metric is defined on
+            the split, and the ``presences`` coordinate counts their presences there).
         output: Prediction game: ``probability`` or ``logit``.
         metric: Performance game: ``auto``, ``auc``, ``accuracy``, ``top5`` or ``neg_loss``.
         interactions: Also compute pairwise Shapley interaction indices (exact only).
@@ -204,7 +207,11 @@ def _work_arrays(the_plan: Plan) -> dict[str, ArraySpec]:
     """The arrays chunks write: per-site results (prediction), or coalition values per chunk (performance)."""
     chunk = the_plan.chunk_size or 1
     if the_plan.spec.value == "performance":
-        return {"values": ArraySpec((the_plan.n_chunks, chunk), 1, ("chunk", "row"))} if the_plan.request.chunked else {}
+        if not the_plan.request.chunked:
+            return {}
+        if the_plan.spec.target_index is None:
+            return {"values": ArraySpec((the_plan.n_chunks, chunk), 1, ("chunk", "row"))}
+        return {"values": ArraySpec((the_plan.n_chunks, chunk, len(the_plan.spec.targets)), 1, ("chunk", "row", "target"))}
     n, p, k = the_plan.n_sites, len(the_plan.players), len(the_plan.spec.targets)
     per_player = ArraySpec((n, p, k), chunk, ("site", "player", "target"))
     per_value = ArraySpec((n, k), chunk, ("site", "target"))
@@ -251,7 +258,8 @@ def _run_prediction(the_plan: Plan, store, executor) -> xr.Dataset:
     ds = result_dataset(
         shapley=work["shapley"], shapley_se=work["shapley_se"], v_empty=work["v_empty"], v_full=work["v_full"],
         banzhaf=work.get("banzhaf"), interaction=work.get("interaction"), players=the_plan.players,
-        player_coords=the_plan.player_coords, targets=the_plan.spec.targets, sites=the_plan.sites, attrs={**attrs, **the_plan.attrs},
+        player_coords=the_plan.player_coords, targets=the_plan.spec.targets, target_coords=the_plan.target_coords,
+        sites=the_plan.sites, attrs={**attrs, **the_plan.attrs},
     )
     store.finish(ds, drop=names)
     return store.result()
@@ -271,5 +279,7 @@ def _run_performance(the_plan: Plan, store, executor) -> xr.Dataset:
     result = estimator.estimate(game, budget=coalitions)
     if store.resumable:
         log.info("store %s: computed %d chunks, reused %d", store.path, game.computed, game.reused)
-    store.finish(to_dataset(result, game, attrs=the_plan.attrs, player_coords=the_plan.player_coords))
+    targets = None if spec.target_index is None else spec.targets
+    store.finish(to_dataset(result, game, attrs=the_plan.attrs, player_coords=the_plan.player_coords, targets=targets,
+                            target_coords=the_plan.target_coords))
     return store.result()

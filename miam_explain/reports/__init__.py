@@ -2,7 +2,8 @@
 
 * :func:`ndvi_report`: spectral bands, their interactions and every band combination (paper Fig. 5a);
 * :func:`heatwave_report`: climate years, expanding windows and flagged years (paper Fig. 5b);
-* :func:`modalities_report`: modality Shapley values, the subset table and MIAM's training history.
+* :func:`modalities_report`: modality Shapley values, the subset table and MIAM's training history;
+* :func:`species_report`: each species' own AUC explained by the players, and its leading player.
 
 Every report runs one path (:func:`~miam_explain.reports.build.build_report`): its options,
 frozen and validated once (:class:`ReportOptions`) -> a context on the split
@@ -50,6 +51,7 @@ from miam_explain.reports.modalities import (
 )
 from miam_explain.reports.ndvi import NdviResult, compute_ndvi, ndvi_report, render_ndvi
 from miam_explain.reports.options import ReportOptions
+from miam_explain.reports.species import SpeciesResult, compute_species, render_species, species_report
 from miam_explain.reports.page import ReportPage, Section
 from miam_explain.reports.writer import write_report
 
@@ -59,6 +61,7 @@ __all__ = [
     "ndvi_report",
     "heatwave_report",
     "modalities_report",
+    "species_report",
     "ReportOptions",
     "ReportContext",
     "open_context",
@@ -71,17 +74,20 @@ __all__ = [
     "compute_modalities",
     "render_modalities",
     "ModalitiesResult",
+    "compute_species",
+    "render_species",
+    "SpeciesResult",
     "ReportPage",
     "Section",
     "write_report",
 ]
 
 #: Report kinds and the function that writes each.
-REPORTS = {"ndvi": ndvi_report, "heatwave": heatwave_report, "modalities": modalities_report}
+REPORTS = {"ndvi": ndvi_report, "heatwave": heatwave_report, "modalities": modalities_report, "species": species_report}
 
 
 def run_report(kind: str, model, data=None, *, out: str | os.PathLike, **options) -> Path:
-    """Write the report ``kind`` (``ndvi``, ``heatwave`` or ``modalities``) to the folder ``out``.
+    """Write the report ``kind`` (``ndvi``, ``heatwave``, ``modalities`` or ``species``) to the folder ``out``.
 
     ``options`` are the fields of :class:`ReportOptions` (``split``, ``target``, ``n_boot``,
     ``seed``, ``device``, ``budget``, ``overwrite``, ``progress``, ``group``, ``groupings``).

@@ -41,9 +41,12 @@ __all__ = [
     "macro_auc",
     "top_k_accuracy",
     "weighted_macro_auc",
+    "weighted_per_class_auc",
     "weighted_accuracy",
     "neg_loss",
     "weighted_neg_loss",
+    "per_species_neg_loss",
+    "weighted_per_species_neg_loss",
 ]
 
 
@@ -101,12 +104,12 @@ def top_k_accuracy(logits: torch.Tensor, label: torch.Tensor, k: int = 1) -> flo
     return float((top == label[:, None]).any(dim=1).double().mean())
 
 
-def weighted_macro_auc(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Macro AUC under many site weightings at once (e.g. bootstrap multiplicities).
+def weighted_per_class_auc(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """ROC AUC of every column under many site weightings at once (e.g. bootstrap multiplicities).
 
-    With integer weights, row ``b`` equals :func:`macro_auc` of the data in which site ``i``
-    appears ``weights[b, i]`` times, ties counting one half; a species enters row ``b`` when
-    it has positive weight on both classes. Each column is sorted once, whatever ``B``.
+    With integer weights, entry ``[b, k]`` equals the AUC of column ``k`` on the data in which site
+    ``i`` appears ``weights[b, i]`` times, ties counting one half. Each column is sorted once,
+    whatever ``B``.
 
     Args:
         scores: ``float[N, K]`` scores.
@@ -114,7 +117,8 @@ def weighted_macro_auc(scores: torch.Tensor, labels: torch.Tensor, weights: torc
         weights: ``float[B, N]`` non-negative site weights.
 
     Returns:
-        ``float64[B]`` (NaN where no species has both classes).
+        ``(auc float64[B, K], valid bool[B, K])``: ``valid`` is False where a column has no positive
+        weight on one of its classes (its AUC is NaN there).
     """
     weights = weights.to(torch.float64)
     n, k = scores.shape
@@ -137,9 +141,29 @@ def weighted_macro_auc(scores: torch.Tensor, labels: torch.Tensor, weights: torc
     wins = ((below + 0.5 * tied) * w_pos).sum(dim=1)  # (B, K)
     pairs = w_pos.sum(dim=1) * w_neg.sum(dim=1)
     valid = pairs > 0
-    auc = torch.where(valid, wins / torch.where(valid, pairs, torch.ones_like(pairs)), torch.zeros_like(pairs))
+    auc = torch.where(valid, wins / torch.where(valid, pairs, torch.ones_like(pairs)), torch.full_like(pairs, float("nan")))
+    return auc, valid
+
+
+def weighted_macro_auc(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Macro AUC under many site weightings at once (e.g. bootstrap multiplicities).
+
+    Row ``b`` is the mean of :func:`weighted_per_class_auc` over the species with positive weight
+    on both classes; with integer weights it equals :func:`macro_auc` of the data in which site
+    ``i`` appears ``weights[b, i]`` times.
+
+    Args:
+        scores: ``float[N, K]`` scores.
+        labels: ``{0,1}[N, K]`` targets.
+        weights: ``float[B, N]`` non-negative site weights.
+
+    Returns:
+        ``float64[B]`` (NaN where no species has both classes).
+    """
+    auc, valid = weighted_per_class_auc(scores, labels, weights)
     count = valid.sum(dim=1).to(torch.float64)
-    return torch.where(count > 0, auc.sum(dim=1) / count.clamp(min=1), torch.full_like(count, float("nan")))
+    total = torch.where(valid, auc, torch.zeros_like(auc)).sum(dim=1)
+    return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(count, float("nan")))
 
 
 def weighted_accuracy(logits: torch.Tensor, label: torch.Tensor, weights: torch.Tensor, k: int = 1) -> torch.Tensor:
@@ -167,19 +191,42 @@ def weighted_neg_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch
     return -(weights @ per_site.to(torch.float64)) / weights.sum(dim=1)
 
 
-#: Float64 elements of the ``(rows, N, K)`` temporaries of one :func:`weighted_macro_auc` call (128 MiB).
+#: Float64 elements of the ``(rows, N, K)`` temporaries of one :func:`weighted_per_class_auc` call (128 MiB).
 _WEIGHTED_AUC_ELEMENTS = 1 << 24
 
 
+def _weight_row_groups(scores: torch.Tensor, weights: torch.Tensor) -> range:
+    """Starts of the groups of weight rows whose weighted-AUC temporaries stay near 128 MiB."""
+    return range(0, weights.shape[0], max(1, _WEIGHTED_AUC_ELEMENTS // max(scores.numel(), 1)))
+
+
 def _weighted_auc_rows(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """:func:`weighted_macro_auc` over groups of weight rows whose temporaries stay near 128 MiB."""
-    rows = max(1, _WEIGHTED_AUC_ELEMENTS // max(scores.numel(), 1))
-    return torch.cat([weighted_macro_auc(scores, labels, weights[i : i + rows]) for i in range(0, weights.shape[0], rows)])
+    """:func:`weighted_macro_auc` over groups of weight rows: ``float64[R]``."""
+    groups = _weight_row_groups(scores, weights)
+    return torch.cat([weighted_macro_auc(scores, labels, weights[i : i + groups.step]) for i in groups])
+
+
+def _weighted_species_auc_rows(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """:func:`weighted_per_class_auc` over groups of weight rows: ``float64[R, K]`` (NaN where undefined)."""
+    groups = _weight_row_groups(scores, weights)
+    return torch.cat([weighted_per_class_auc(scores, labels, weights[i : i + groups.step])[0] for i in groups])
 
 
 def _macro_auc_value(scores: torch.Tensor, labels: torch.Tensor) -> float:
     auc, valid = per_class_auc(scores, labels)
     return float(auc[valid].mean())
+
+
+def per_species_neg_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Minus the binary cross-entropy of each species (column), averaged over the sites: ``float64[K]``."""
+    return -F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=0).to(torch.float64)
+
+
+def weighted_per_species_neg_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """:func:`per_species_neg_loss` under many site weightings: ``float[B, N]`` weights -> ``float64[B, K]``."""
+    per_site = F.binary_cross_entropy_with_logits(logits, target, reduction="none").to(torch.float64)  # (N, K)
+    weights = weights.to(torch.float64)
+    return -(weights @ per_site) / weights.sum(dim=1, keepdim=True)
 
 
 @dataclass(frozen=True)
@@ -192,6 +239,9 @@ class Metric:
         tasks: The tasks it fits (``multilabel``, ``multiclass``).
         value: ``(logits float[N, K], target) -> float``.
         weighted: ``(logits float[N, K], target, weights float[R, N]) -> float64[R]``.
+        per_target: ``(logits float[N, K], labels {0,1}[N, K]) -> float64[K]``, the metric of each
+            species (multi-label data), or ``None`` where the metric has no per-species form.
+        weighted_per_target: ``(logits, labels, weights float[R, N]) -> float64[R, K]``, or ``None``.
     """
 
     name: str
@@ -199,18 +249,22 @@ class Metric:
     tasks: tuple[str, ...]
     value: Callable[[torch.Tensor, torch.Tensor], float]
     weighted: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    per_target: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    weighted_per_target: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
 
 #: Every metric, by name.
 METRICS: dict[str, Metric] = {
-    "auc": Metric("auc", "AUC", ("multilabel",), _macro_auc_value, _weighted_auc_rows),
+    "auc": Metric("auc", "AUC", ("multilabel",), _macro_auc_value, _weighted_auc_rows,
+                  lambda s, y: per_class_auc(s, y)[0], _weighted_species_auc_rows),
     "accuracy": Metric(
         "accuracy", "accuracy", ("multiclass",), lambda s, y: top_k_accuracy(s, y, 1), lambda s, y, w: weighted_accuracy(s, y, w, 1)
     ),
     "top5": Metric(
         "top5", "top-5 accuracy", ("multiclass",), lambda s, y: top_k_accuracy(s, y, 5), lambda s, y, w: weighted_accuracy(s, y, w, 5)
     ),
-    "neg_loss": Metric("neg_loss", "negative loss", ("multilabel", "multiclass"), neg_loss, weighted_neg_loss),
+    "neg_loss": Metric("neg_loss", "negative loss", ("multilabel", "multiclass"), neg_loss, weighted_neg_loss,
+                       per_species_neg_loss, weighted_per_species_neg_loss),
 }
 #: The metric ``auto`` means for each task.
 DEFAULT_METRIC = {"multilabel": "auc", "multiclass": "accuracy"}

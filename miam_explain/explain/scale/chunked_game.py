@@ -1,6 +1,6 @@
 """The performance game with every call cut into coalition chunks that an executor evaluates.
 
-It keeps the game contract (``bool[C, P] -> float64[C]``), so the estimators run on it
+It keeps the game contract (``bool[C, P] -> float64[C]``, or ``float64[C, K]`` per species), so the estimators run on it
 unchanged, in this process or on a Dask cluster. With a resumable store the chunks of every call
 are numbered in call order; a chunk already in the store (the same coalitions, checked by hash)
 is read back instead of computed, so a rerun replays the estimator from its seed and recomputes
@@ -67,7 +67,7 @@ class ChunkedPerformanceGame(PlayerGame):
             for slot, values in self.executor.run(performance_chunk, tasks):
                 values = np.asarray(values, dtype=np.float64)
                 if self.store.resumable:
-                    padded = np.full(size, np.nan)
+                    padded = np.full((size, *values.shape[1:]), np.nan)
                     padded[: values.shape[0]] = values
                     record = (values.shape[0], 0, coalition_hash(rows_of[slot]))
                     self.store.write(first + slot, {"values": (first + slot, padded)}, record)

@@ -61,7 +61,9 @@ class Resources:
             if spec.metric == "auc":
                 check_auc_defined(split_data, spec.split)
             engine = Engine(self.model, split_data, device=resolve_device(spec.device), collapse=spec.collapse, progress=spec.progress)
-            game = PerformanceGame(engine, spec.players(self.model.schema), spec.context, split_data, metric=METRICS[spec.metric])
+            index = None if spec.target_index is None else np.asarray(spec.target_index, dtype=np.int64)
+            game = PerformanceGame(engine, spec.players(self.model.schema), spec.context, split_data, metric=METRICS[spec.metric],
+                                   target_names=spec.targets, target_index=index)
             self._games.clear()
             self._games[spec] = game
         return game
@@ -171,7 +173,7 @@ def performance_chunk(spec: ChunkSpec, keep: np.ndarray, resources: Resources | 
         resources: The model and dataset; ``None`` on a worker (loaded from ``spec``).
 
     Returns:
-        ``float64[c]`` metric values.
+        ``float64[c]`` metric values (``float64[c, K]`` per species).
     """
     start = time.perf_counter()
     with _local_reads():
