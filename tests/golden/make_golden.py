@@ -1,12 +1,12 @@
 """Write the stored results that ``tests/test_golden.py`` compares the current code against.
 
-It trains the tiny test model on the session's synthetic data (240 sites, 12 species, seed 3),
-stores its checkpoint, and stores the results of the current code for exact and sampled Shapley
+It uses the stored tiny test model (``tiny.safetensors``; ``--retrain`` trains it again on the
+session's synthetic data, 240 sites, 12 species, seed 3, and stores the new checkpoint), and stores the results of the current code for exact and sampled Shapley
 values (prediction and performance games, in-process and through the chunk store), the subset
 evaluation and the three reports, with the commit they came from (``provenance.json``). Run it only
 when a change of results is meant, and say so in the commit that stores them.
 
-    python tests/golden/make_golden.py
+    python tests/golden/make_golden.py [--retrain]
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ def read_numbers(path: Path) -> dict[str, np.ndarray]:
         table = pd.read_csv(path)
         return {c: table[c].to_numpy(dtype=np.float64) for c in table.columns if table[c].dtype.kind in "biuf"}
     ds = xr.load_dataset(path, engine="h5netcdf")
-    return {var: np.asarray(ds[var].values, dtype=np.float64) for var in ds.data_vars}
+    return {var: np.asarray(ds[var].values, dtype=np.float64) for var in ds.data_vars if ds[var].dtype.kind in "biuf"}
 
 
-def main() -> None:
+def main(retrain: bool = False) -> None:
     from miam_explain import shapley
     from miam_explain.reports import run_report
     from miam_explain.runtime.subsets import evaluate
@@ -49,10 +49,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = synth_dataset(tmp)
-        run = tmp / "run"
-        train(data, RunConfig.from_dict(TINY), run, progress=False)
-        shutil.copy(run / "best.safetensors", HERE / "tiny.safetensors")
         model = HERE / "tiny.safetensors"
+        if retrain or not model.is_file():
+            run = tmp / "run"
+            train(data, RunConfig.from_dict(TINY), run, progress=False)
+            shutil.copy(run / "best.safetensors", model)
         arrays: dict[str, np.ndarray] = {}
         for name, options in CASES.items():
             options = dict(options)
@@ -78,4 +79,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(retrain="--retrain" in sys.argv[1:])
