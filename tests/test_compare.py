@@ -168,3 +168,38 @@ def test_evaluate_command_takes_table1(compared, synth_data, capsys):
                  "--subsets", "table1", "--device", "cpu", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert all(name in printed for name in TABLE1)
+
+
+def test_miam_sensitivity_script_sweeps_kappa_and_lambda_against_the_baseline(compared, synth_data, tmp_path, capsys):
+    """One new (kappa, lambda) setting trained; the config's own read from the comparison folder; MIAM minus baseline."""
+    out, long = compared
+    spec = importlib.util.spec_from_file_location("miam_sensitivity", ROOT / "training" / "miam_sensitivity.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.grid([3.0, 10.0], [1.0, 3.0], (10.0, 3.0), "cross") == [(3.0, 3.0), (10.0, 3.0), (10.0, 1.0)]
+    assert len(script.grid([3.0, 10.0], [1.0, 3.0], (10.0, 3.0), "full")) == 4
+    from miam_explain.training.config import to_toml
+
+    config = tmp_path / "tiny.toml"
+    tiny = RunConfig.from_dict(TINY)
+    config.write_text(to_toml(tiny))
+    default_kappa = tiny.masking.get("kappa", 10.0)
+    sens = tmp_path / "sens"
+    argv = ["--data", str(synth_data), "--config", str(config), "--baseline", str(out), "--out", str(sens),
+            "--kappa", f"{default_kappa:g}", "--lam", "1", "--seed", str(SEEDS[0]), "--seeds", str(len(SEEDS)), "--quiet"]
+    assert script.main(argv) == 0
+    assert (sens / "k10_l1" / "miam" / f"seed{SEEDS[0]}" / "config.toml").is_file()
+    assert "lam = 1" in (sens / "k10_l1" / "miam" / f"seed{SEEDS[0]}" / "config.toml").read_text()
+    assert not (sens / "k10_l3").exists()  # the config's own setting comes from the comparison's miam runs
+    paired = pd.read_csv(sens / "paired.csv")
+    assert set(paired["setting"]) == {"miam k10_l3", "miam k10_l1"}
+    # the config's setting: MIAM minus shared_uniform, the opposite sign of the comparison's own paired test
+    mine = paired[(paired["setting"] == "miam k10_l3") & (paired["subset"] == "All")].iloc[0]
+    reference = paired_tests(long, reference="shared_uniform")
+    theirs = reference[(reference["strategy"] == "miam") & (reference["subset"] == "All")].iloc[0]
+    assert mine["diff"] == pytest.approx(-theirs["diff"], abs=1e-6) and int(mine["n"]) == len(SEEDS)
+    for name in ("runs.csv", "paired.csv", "table.md", "sensitivity.png"):
+        assert (sens / name).is_file(), name
+    assert "| 10 | 1 |" in (sens / "table.md").read_text()
+    assert script.main([*argv[:4], "--baseline", str(out), "--out", str(sens), "--lam", "x", "--quiet"]) == 2
+    assert "--lam 'x' must be comma-separated numbers" in capsys.readouterr().err
