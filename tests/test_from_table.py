@@ -72,6 +72,27 @@ def test_projected_geopackage_is_reprojected_to_lon_lat(ariolimax, tmp_path):
     np.testing.assert_allclose(fractions[["train", "val", "test"]], [0.7, 0.15, 0.15], atol=0.05)
 
 
+def test_geoparquet_and_plain_parquet_give_the_same_dataset_as_the_geopackage(ariolimax, tmp_path):
+    """The same real table saved as GeoParquet (geometry and CRS kept) and as plain Parquet with lon/lat columns."""
+    pytest.importorskip("pyarrow")
+    path, frame = ariolimax
+    from_table(path, tmp_path / "gpkg.zarr", presence_column="presence", species_name="ariolimax")
+    frame.to_parquet(tmp_path / "slug.parquet")
+    from_table(tmp_path / "slug.parquet", tmp_path / "geoparquet.zarr", presence_column="presence", species_name="ariolimax")
+    lonlat = frame.to_crs(4326)
+    plain = pd.DataFrame(lonlat.drop(columns="geometry")).assign(lon=lonlat.geometry.x, lat=lonlat.geometry.y)
+    plain.to_parquet(tmp_path / "plain.parquet")
+    from_table(tmp_path / "plain.parquet", tmp_path / "plain.zarr", presence_column="presence", species_name="ariolimax")
+    reference = open_dataset(tmp_path / "gpkg.zarr")
+    for name in ("geoparquet.zarr", "plain.zarr"):
+        ds = open_dataset(tmp_path / name)
+        for var in ("labels", "x_tabular", "site_id"):
+            np.testing.assert_array_equal(ds[var].values, reference[var].values, err_msg=f"{name}: {var}")
+        np.testing.assert_allclose(ds["lon"].values, reference["lon"].values, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(ds["lat"].values, reference["lat"].values, rtol=0, atol=1e-9)
+        assert ds["species"].values.tolist() == ["ariolimax"]
+
+
 @pytest.mark.slow
 def test_table_dataset_trains_and_explains(ariolimax, tmp_path, capsys):
     """A subsample, still in EPSG:32610, through the CLI: from-table -> train (tiny) -> shapley over the variables."""
