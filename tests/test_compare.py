@@ -203,3 +203,40 @@ def test_miam_sensitivity_script_sweeps_kappa_and_lambda_against_the_baseline(co
     assert "| 10 | 1 |" in (sens / "table.md").read_text()
     assert script.main([*argv[:4], "--baseline", str(out), "--out", str(sens), "--lam", "x", "--quiet"]) == 2
     assert "--lam 'x' must be comma-separated numbers" in capsys.readouterr().err
+
+
+def test_compare_on_a_species_subset_and_per_species_evaluation(compared, synth_data, tmp_path, capsys):
+    """--species scores each subset by the mean AUC of those species: the mean of the per-species evaluation."""
+    from miam_explain.runtime.subsets import evaluate
+
+    out, long = compared
+    run = run_folder(out, "miam", SEEDS[0])
+    per_species = evaluate(run, data=synth_data, split="test", subsets="table1", device="cpu", per_species=True)
+    macro = evaluate(run, data=synth_data, split="test", subsets="table1", device="cpu")
+    np.testing.assert_allclose(per_species.groupby("subset", sort=False)["auc"].mean().loc[macro["subset"]], macro["auc"],
+                               atol=1e-12)  # every species of the tiny data has an AUC on the test split
+    chosen = sorted(per_species["species"].unique())[:3]
+    spec = importlib.util.spec_from_file_location("compare_strategies", ROOT / "training" / "compare_strategies.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    listing = tmp_path / "truth.json"
+    listing.write_text('{"chosen": [%s]}' % ", ".join(chosen))
+    assert script.read_species(f"{listing}:chosen") == chosen and script.read_species("a, b") == ["a", "b"]
+    config = tmp_path / "tiny.toml"
+    from miam_explain.training.config import to_toml
+
+    config.write_text(to_toml(RunConfig.from_dict(TINY)))
+    argv = ["--data", str(synth_data), "--config", str(config), "--out", str(out), "--strategies", ",".join(STRATEGIES),
+            "--seed", str(SEEDS[0]), "--seeds", str(len(SEEDS)), "--species", f"{listing}:chosen", "--tables",
+            str(tmp_path / "tables"), "--quiet"]
+    assert script.main(argv) == 0
+    runs = pd.read_csv(tmp_path / "tables" / "runs.csv")
+    expected = per_species[per_species["species"].isin(chosen)].groupby("subset")["auc"].mean()
+    got = runs[(runs["strategy"] == "miam") & (runs["seed"] == SEEDS[0])].set_index("subset")["value"]
+    np.testing.assert_allclose(got.loc[expected.index], expected, atol=1e-6)
+    assert (runs["metric"] == "auc (species)").all() and (tmp_path / "tables" / "table.md").is_file()
+    assert script.main([*argv[:-5], "--species", "nope", "--tables", str(tmp_path / "t2"), "--quiet"]) == 2
+    assert "not in the data" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(run), "--data", str(synth_data), "--subsets", "table1", "--per-species",
+                 "--device", "cpu", "--quiet"]) == 0
+    assert "Satellite" in capsys.readouterr().out

@@ -12,6 +12,10 @@ the earlier, shorter table). Written to ``--out``:
 * ``table.png``: the scores per subset with 95 % t-intervals (drawn like Table 1);
 * ``masking.png`` and ``masking.csv``: MIAM's ρ_s and ρ_d per modality over the epochs (Fig. 6).
 
+With ``--species`` each subset is scored by the mean AUC over those species only (for instance the
+species of one planted driver, ``--species raw/truth.json:ndvi_species``); ``--tables`` writes the
+tables elsewhere, so that the runs are shared.
+
 Runs live in ``--out/<strategy>/seed<seed>``; a finished run is reused and an
 interrupted one resumed, so a killed comparison continues where it stopped
 (the runs are not checked against ``--data``: use one ``--out`` per dataset).
@@ -56,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds: seed, seed+1, ... (default 1)")
     parser.add_argument("--subsets", default="table1", help="'table1' (default), 'paper' or a TOML [subsets] file")
     parser.add_argument("--reference", default="miam", help="strategy that the paired tests compare (default miam)")
+    parser.add_argument("--species", default=None,
+                        help="score the subsets by the mean AUC over these species only: comma-separated ids, or "
+                             "FILE.json:KEY for a list in a JSON file (e.g. raw/truth.json:ndvi_species)")
+    parser.add_argument("--tables", type=Path, default=None,
+                        help="folder for the tables and figures (default --out; the runs stay in --out)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     strategies = list(STRATEGIES) if args.strategies == "all" else [s.strip() for s in args.strategies.split(",") if s.strip()]
@@ -68,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         first = config.training.seed if args.seed is None else args.seed
         seeds = list(range(first, first + args.seeds))
+        species = None if args.species is None else read_species(args.species)
         long = compare_runs(args.data, config, args.out, strategies=strategies, seeds=seeds, subsets=args.subsets,
-                            progress=not args.quiet)
+                            progress=not args.quiet, species=species)
         summary = summarize(long)
         paired = paired_tests(long, reference=args.reference) if args.reference in strategies else None
         history = (masking_history({s: run_folder(args.out, args.reference, s) for s in seeds})
@@ -91,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         if history is not None and not history.empty:
             outputs["masking.csv"] = lambda p: history.to_csv(p, index=False, float_format="%.6g")
             outputs["masking.png"] = lambda p: plot_masking_coefficients(history).savefig(p, format="png", dpi=130)
+        tables = args.out if args.tables is None else args.tables
+        tables.mkdir(parents=True, exist_ok=True)
         for name, write in outputs.items():
-            with atomic_path(args.out / name, overwrite=True) as tmp:
+            with atomic_path(tables / name, overwrite=True) as tmp:
                 write(tmp)
     except MiamError as exc:
         print(f"compare_strategies: error: {exc}", file=sys.stderr)
@@ -101,6 +113,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{note}")
     print(f"wall time: {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def read_species(text: str) -> list[str]:
+    """Species ids from ``A,B,...`` or from a list in a JSON file, ``FILE.json:KEY``."""
+    import json
+
+    if ".json:" in text:
+        path, key = text.rsplit(":", 1)
+        try:
+            document = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--species: cannot read {path!r} as JSON ({exc}); pass FILE.json:KEY or ids") from None
+        if key not in document or not isinstance(document[key], list) or not document[key]:
+            raise ConfigError(f"--species: {path!r} has no non-empty list under {key!r}")
+        return [str(v) for v in document[key]]
+    ids = [v.strip() for v in text.split(",") if v.strip()]
+    if not ids:
+        raise ConfigError("--species is empty; pass species ids, e.g. --species 101,102, or FILE.json:KEY")
+    return ids
 
 
 if __name__ == "__main__":

@@ -18,13 +18,14 @@ import torch
 
 import xarray as xr
 
+from miam_explain.data.format import text_values
 from miam_explain.files import read_toml
 from miam_explain.data.schema import GroupingsInput, TokenSchema
 from miam_explain.errors import ConfigError, SchemaError
 from miam_explain.models.fusion import MiamModel
 from miam_explain.runtime.engine import Engine
 from miam_explain.runtime.loading import model_and_data, resolve_device
-from miam_explain.runtime.metrics import METRICS
+from miam_explain.runtime.metrics import METRICS, per_class_auc
 from miam_explain.runtime.tensors import SplitTensors, load_split
 
 __all__ = ["paper_subsets", "table1_subsets", "load_subsets", "subset_logits", "score", "evaluate_subsets", "evaluate"]
@@ -215,9 +216,23 @@ def evaluate_subsets(
     batch_size: int = 512,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    species: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """One row per subset: the metric(s), the mean visible tokens per site, and the number of sites."""
+    """One row per subset: the metric(s), the mean visible tokens per site, and the number of sites.
+
+    With ``species`` (the ids of the label columns; multi-label data), one row per (subset, species)
+    instead: ``subset``, ``species``, ``auc`` (NaN where the species lacks presences or absences),
+    ``presences`` and ``sites``.
+    """
     logits, visible = subset_logits(model, data, keeps, batch_size=batch_size, device=device, progress=progress)
+    if species is not None:
+        if data.task != "multilabel":
+            raise ConfigError("per-species scores need multi-label data (presence/absence per species)")
+        presences = data.target.sum(dim=0).cpu().numpy().astype(np.int64)
+        frames = [pd.DataFrame({"subset": name, "species": [str(s) for s in species],
+                                "auc": per_class_auc(logits[name], data.target.to(logits[name].device))[0].cpu().numpy(),
+                                "presences": presences, "sites": len(data)}) for name in keeps]
+        return pd.concat(frames, ignore_index=True)
     rows = []
     for name in keeps:
         rows.append({"subset": name, **score(logits[name], data.target, data.task), "visible_tokens": visible[name], "sites": len(data)})
@@ -234,6 +249,7 @@ def evaluate(
     device: str = "auto",
     batch_size: int = 512,
     progress: bool = False,
+    per_species: bool = False,
 ) -> pd.DataFrame:
     """Evaluate a model on token subsets of one split (see :func:`paper_subsets`).
 
@@ -249,10 +265,13 @@ def evaluate(
         device: ``auto``, ``cpu`` or ``cuda``.
         batch_size: Sites per tokenizer batch.
         progress: Show a progress bar.
+        per_species: One AUC per species and subset instead of the macro AUC (multi-label data).
 
     Returns:
         One row per subset: ``subset``, the metric (``auc`` or ``top1``/``top5``),
-        ``visible_tokens`` (mean per site) and ``sites``.
+        ``visible_tokens`` (mean per site) and ``sites``. With ``per_species``, one row per
+        (subset, species): ``subset``, ``species``, ``auc`` (NaN where undefined), ``presences``, ``sites``;
+        the macro AUC is the mean of a subset's defined ``auc`` values.
 
     Raises:
         ConfigError: an unreadable subsets or groupings file.
@@ -268,4 +287,6 @@ def evaluate(
     schema = model.schema.with_groupings(groupings) if groupings else model.schema
     keeps = load_subsets(subsets, schema)
     split_data = load_split(ds, model.schema, split)
-    return evaluate_subsets(model, split_data, keeps, batch_size=batch_size, device=resolve_device(device), progress=progress)
+    species = list(text_values(ds["species"].values)) if per_species else None
+    return evaluate_subsets(model, split_data, keeps, batch_size=batch_size, device=resolve_device(device), progress=progress,
+                            species=species)

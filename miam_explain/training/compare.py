@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from miam_explain.errors import ConfigError
 from miam_explain.files import atomic_path, remove_path
 from miam_explain.runtime.subsets import evaluate
 from miam_explain.training.config import RunConfig
@@ -78,6 +79,7 @@ def compare_runs(
     subsets: str | os.PathLike = "table1",
     progress: bool = True,
     log: Callable[[str], None] = print,
+    species: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Train (or reuse) one run per strategy and seed, and evaluate each on the test split's subsets.
 
@@ -94,6 +96,9 @@ def compare_runs(
         subsets: ``"table1"``, ``"paper"`` or a TOML file (see :func:`~miam_explain.runtime.subsets.load_subsets`).
         progress: Show a progress bar over the runs.
         log: Where the one-line run messages go.
+        species: Score each subset by the mean AUC over these species only (e.g. the species of one
+            planted driver) instead of over every species; the per-species table of each run is kept
+            in its folder (``subsets-<tag>-species.csv``). Multi-label data.
 
     Returns:
         Long table, one row per (strategy, seed, subset): ``strategy``, ``seed``, ``subset``,
@@ -128,12 +133,32 @@ def compare_runs(
                     table.to_csv(tmp, index=False)
             table = pd.read_csv(cached)
             metric = "auc" if "auc" in table else "top1"
+            column = metric
+            if species is not None:
+                table, column, metric = _species_table(run, data, subsets, tag, species, device=tc.device), "auc", "auc (species)"
             frames.append(pd.DataFrame({
-                "strategy": name, "seed": seed, "subset": table["subset"].astype(str), "value": table[metric],
+                "strategy": name, "seed": seed, "subset": table["subset"].astype(str), "value": table[column],
                 "metric": metric, "train_seconds": _train_seconds(run), "reused": reused,
             }))
             bar.update(1)
     return pd.concat(frames, ignore_index=True)
+
+
+def _species_table(run: Path, data, subsets, tag: str, species: Sequence[str], *, device: str) -> pd.DataFrame:
+    """Each subset's mean AUC over ``species`` (those with an AUC on the test split), from the run's per-species table."""
+    cached = run / f"subsets-{tag}-species.csv"
+    if not cached.is_file():
+        table = evaluate(run, data=data, split="test", subsets=subsets, device=device, per_species=True)
+        with atomic_path(cached, overwrite=True) as tmp:
+            table.to_csv(tmp, index=False)
+    table = pd.read_csv(cached, dtype={"species": str})
+    wanted = [str(s) for s in species]
+    unknown = sorted(set(wanted) - set(table["species"]))
+    if unknown:
+        raise ConfigError(f"species {unknown[:5]} are not in the data; pass species ids of the dataset's species coordinate")
+    chosen = table[table["species"].isin(wanted)]
+    order = list(dict.fromkeys(table["subset"]))
+    return chosen.groupby("subset", sort=False)["auc"].mean().reindex(order).reset_index()
 
 
 def _with_mean(long: pd.DataFrame) -> pd.DataFrame:
