@@ -44,6 +44,7 @@ __all__ = [
     "plain_strings",
     "read_values",
     "select_split",
+    "split_positions",
     "text_values",
     "validate_dataset",
     "write_dataset",
@@ -264,16 +265,24 @@ def _validate_sites(ds: xr.Dataset, source: str) -> None:
         raise DataError(f"{source}: {target!r} holds {ds[target].dtype} values; it must hold {wanted}; {fix}")
 
 
-def read_values(array: xr.DataArray, *, source: str = "the dataset") -> np.ndarray:
+def read_values(array: xr.DataArray, *, source: str = "the dataset", scheduler: str | None = None) -> np.ndarray:
     """The values of a (possibly lazy) variable as a numpy array.
 
     A damaged store (a truncated or corrupt chunk) fails only when the values are
     read; that failure becomes a one-line :class:`DataError`.
 
+    Args:
+        array: The variable.
+        source: How to name the dataset in the error.
+        scheduler: A Dask scheduler for a dask-backed variable (``"synchronous"``: read in the calling
+            thread, as a background reader or a Dask worker must); ``None`` for Dask's default.
+
     Raises:
         DataError: the values cannot be read or decoded.
     """
     try:
+        if scheduler is not None:
+            return np.asarray(array.compute(scheduler=scheduler).values)
         return np.asarray(array.values)
     except MemoryError:
         raise
@@ -409,6 +418,19 @@ def select_split(ds: xr.Dataset, split: str | None) -> xr.Dataset:
         if ds.sizes["site"] == 0:
             raise DataError("the dataset has no sites; prepare it again from a metadata file with surveys")
         return ds
+    return ds.isel(site=split_positions(ds, split))
+
+
+def split_positions(ds: xr.Dataset, split: str | None) -> np.ndarray:
+    """``int64[n]`` positions along ``site`` of the sites of one split, in store order (``None``/``"all"``: every site).
+
+    Raises:
+        DataError: as :func:`select_split`.
+    """
+    if split in (None, "all"):
+        if ds.sizes["site"] == 0:
+            raise DataError("the dataset has no sites; prepare it again from a metadata file with surveys")
+        return np.arange(ds.sizes["site"], dtype=np.int64)
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)} or 'all'")
     if "split" not in ds.coords:
@@ -419,4 +441,4 @@ def select_split(ds: xr.Dataset, split: str | None) -> xr.Dataset:
             f"split {split!r} has no sites; choose another split or prepare the data again with larger "
             "--val/--test fractions (or a smaller --spacing)"
         )
-    return ds.isel(site=selected)
+    return selected.astype(np.int64)

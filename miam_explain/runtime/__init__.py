@@ -2,7 +2,8 @@
 
 ``training`` and ``explain`` are peers over this package and never import each other.
 
-* :mod:`~miam_explain.runtime.tensors`: :class:`SplitTensors` (one split in memory), :func:`load_split`;
+* :mod:`~miam_explain.runtime.tensors`: :class:`SplitTensors` (one split, in memory or streamed), :func:`load_split`;
+* :mod:`~miam_explain.runtime.disk`: :class:`~miam_explain.runtime.disk.DiskArray` (a streamed split's inputs, read when indexed);
 * :mod:`~miam_explain.runtime.loading`: :func:`resolve_device`, :func:`model_and_data`;
 * :mod:`~miam_explain.runtime.metrics`: the metric registry :data:`METRICS` (plain and site-weighted);
 * :mod:`~miam_explain.runtime.engine`: :class:`Engine`, the only code that runs a model on token subsets;

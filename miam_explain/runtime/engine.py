@@ -8,7 +8,11 @@ halved and retried.
 
 The cache is bounded (``cache_bytes``). When every site's tokens do not fit, the engine keeps
 only the observed-token mask and tokenizes blocks of sites again for each call (recomputing
-instead of holding them), so memory does not grow with the number of sites.
+instead of holding them), so memory does not grow with the number of sites. Either way the rows
+of one forward come from one block of at most ``tokenize_batch`` sites, so the activations of a
+forward do not grow with the sites either, and cached and recomputed tokens give the same values.
+The sites may be in memory or streamed from the store (:func:`~miam_explain.runtime.tensors.load_split`):
+blocks are read by contiguous slices.
 
 The explain games, the reports, subset evaluation and training's validation all evaluate the
 model through this class.
@@ -24,12 +28,14 @@ from tqdm.auto import tqdm
 from miam_explain.models.fusion import MiamModel
 from miam_explain.runtime.tensors import SplitTensors
 
-__all__ = ["Engine", "MAX_LOGITS_ELEMENTS", "DEFAULT_CACHE_BYTES"]
+__all__ = ["Engine", "MAX_LOGITS_ELEMENTS", "DEFAULT_CACHE_BYTES", "DEFAULT_CPU_CACHE_BYTES"]
 
 #: Most float32 logits ``(coalitions x sites x outputs)`` that :meth:`Engine.iter_logits` holds at once (16 MiB).
 MAX_LOGITS_ELEMENTS = 1 << 22
-#: Default bound of the token cache (2 GiB); above it tokens are recomputed per block of sites.
+#: Default bound of the token cache on a GPU (2 GiB); above it tokens are recomputed per block of sites.
 DEFAULT_CACHE_BYTES = 2 << 30
+#: Default bound of the token cache on the CPU (512 MiB), where it shares the memory with everything else.
+DEFAULT_CPU_CACHE_BYTES = 512 << 20
 
 
 class Engine:
@@ -43,8 +49,10 @@ class Engine:
             and 65,536 on CUDA. Halved on a CUDA out-of-memory error.
         collapse: Use the collapsed forward (exact, faster); ``False`` runs all T tokens.
         progress: Show a progress bar over coalitions.
-        tokenize_batch: Sites per tokenizer batch (and per block when the tokens are not cached).
-        cache_bytes: Most bytes of tokens to cache; ``None`` for no bound.
+        tokenize_batch: Sites per tokenizer batch, and per block of sites of one forward.
+        cache_bytes: Most bytes of tokens to cache; ``None`` for no bound; ``"auto"``:
+            :data:`DEFAULT_CACHE_BYTES` on CUDA, :data:`DEFAULT_CPU_CACHE_BYTES` on the CPU. Cached or
+            not, the values are the same.
 
     Example:
         >>> from miam_explain.runtime import load_split, model_and_data
@@ -64,7 +72,7 @@ class Engine:
         collapse: bool = True,
         progress: bool = False,
         tokenize_batch: int = 512,
-        cache_bytes: int | None = DEFAULT_CACHE_BYTES,
+        cache_bytes: int | None | str = "auto",
     ) -> None:
         self.model = model.to(device).eval()
         self.data = data
@@ -76,6 +84,8 @@ class Engine:
         self.n_forward_rows = 0
         n_tokens = model.schema.n_tokens
         per_site = n_tokens * model.config.width * 4
+        if cache_bytes == "auto":
+            cache_bytes = DEFAULT_CACHE_BYTES if device.type == "cuda" else DEFAULT_CPU_CACHE_BYTES
         self.cached = cache_bytes is None or len(data) * per_site <= cache_bytes
         tokens, observed = [], []
         for block in self._blocks(len(data)):
@@ -145,9 +155,11 @@ class Engine:
     def _logits(self, keep: torch.Tensor, bar) -> torch.Tensor:
         c = keep.shape[0]
         out = torch.empty((c, self.n_sites, self.n_outputs), device=self.device)
-        blocks = [slice(0, self.n_sites)] if self.cached else self._blocks(self.n_sites)
+        # the same blocks of sites whether the tokens are cached or not, so that a chunk never holds more than
+        # ``tokenize_batch`` sites: an all-visible coalition of many sites would otherwise be one huge forward
+        blocks = self._blocks(self.n_sites)
         for b, sites in enumerate(blocks):
-            tokens = self.tokens if self.cached else self._tokenize(sites)[0]
+            tokens = self.tokens[sites] if self.cached else self._tokenize(sites)[0]
             observed = self.observed[sites]
             start = 0
             while start < c:

@@ -22,6 +22,7 @@ from miam_explain.data.schema import TokenSchema
 from miam_explain.models.fusion import MiamModel
 from miam_explain.runtime.subsets import score, subset_logits
 from miam_explain.runtime.tensors import SplitTensors, load_split
+from miam_explain.training.batches import epoch_batches
 from miam_explain.training.config import TrainingConfig
 from miam_explain.training.loss import cross_entropy, full_weighted_bce, species_weights
 from miam_explain.training.state import RunState
@@ -32,7 +33,7 @@ __all__ = ["TrainingData", "close_epoch", "epoch_line", "run_epoch", "train_step
 
 @dataclass(frozen=True)
 class TrainingData:
-    """The train and val splits of a run, in memory, with what the loss and the masks need.
+    """The train and val splits of a run (in memory, or streamed when large), with what the loss and the masks need.
 
     Attributes:
         schema: Token schema of the data (``T`` tokens, ``M`` modalities).
@@ -68,6 +69,9 @@ def run_epoch(
 ) -> float:
     """Train one epoch over the train split in a random order drawn from ``run.generator``.
 
+    A split in memory is visited in one permutation; a streamed one in shuffled chunks read ahead
+    in a background thread (:mod:`~miam_explain.training.batches`).
+
     The model and optimizer are put in training mode first and left in eval mode
     (the averaged weights that are validated and saved).
 
@@ -84,37 +88,38 @@ def run_epoch(
     """
     run.model.train()
     run.optimizer.train()
-    order = torch.randperm(len(data.train), generator=run.generator)
     total, count = 0.0, 0
-    batches = range(0, len(data.train), training.batch_size)
-    with tqdm(batches, desc=f"epoch {epoch}/{training.epochs}", unit="batch", disable=not progress, leave=False) as bar:
-        for start in bar:
-            index = order[start : start + training.batch_size]
-            loss = train_step(run, data, index, collapse=training.collapse, device=device)
-            total += float(loss.detach()) * len(index)
-            count += len(index)
+    batches = epoch_batches(data.train, training.batch_size, generator=run.generator, device=device)
+    n_batches = -(-len(data.train) // training.batch_size)
+    with tqdm(batches, total=n_batches, desc=f"epoch {epoch}/{training.epochs}", unit="batch", disable=not progress, leave=False) as bar:
+        for inputs, target, n in bar:
+            loss = train_step(run, data, inputs, target, collapse=training.collapse, device=device)
+            total += float(loss.detach()) * n
+            count += n
             bar.set_postfix(loss=f"{total / count:.4f}")
     run.model.eval()
     run.optimizer.eval()
     return total / max(count, 1)
 
 
-def train_step(run: RunState, data: TrainingData, index: torch.Tensor, *, collapse: bool, device: torch.device) -> torch.Tensor:
-    """One optimizer step on the train sites ``index`` (``int64[B]``) under a fresh keep-mask.
+def train_step(
+    run: RunState, data: TrainingData, inputs: dict[str, torch.Tensor], target: torch.Tensor, *, collapse: bool, device: torch.device
+) -> torch.Tensor:
+    """One optimizer step on a batch of train sites under a fresh keep-mask.
 
     Args:
         run: The run's state.
-        data: The splits.
-        index: ``int64[B]`` train-site indices of the batch.
+        data: The splits (the loss weights and the token modalities).
+        inputs: ``{modality: float32[B, *shape]}`` of the batch, on ``device``.
+        target: Its targets, on ``device``.
         collapse: Use the collapsed forward (visible tokens plus one mask token).
         device: Where the model lives.
 
     Returns:
         The batch's scalar loss (before the step's update).
     """
-    inputs, target = data.train.batch(index, device)
     tokens, observed = run.model.tokenize(inputs)
-    p = run.strategy.sample(len(index), generator=run.generator)  # float[B, M]
+    p = run.strategy.sample(int(target.shape[0]), generator=run.generator)  # float[B, M]
     # bool[B, T], True = visible
     keep = run.strategy.keep_mask(p, data.modality_of_token, observed.cpu(), generator=run.generator).to(device)
     logits = run.model.forward_collapsed(tokens, keep) if collapse else run.model.forward_tokens(tokens, keep)
