@@ -151,3 +151,17 @@ def test_performance_targets_refused_clearly(tiny_run, synth_data):
         shapley(tiny_run, synth_data, group="modalities", value="performance", target="richness", device="cpu")
     with pytest.raises(ConfigError, match="unknown target"):
         shapley(tiny_run, synth_data, group="modalities", value="performance", target=["no-such-species"], device="cpu")
+
+
+def test_cli_per_species_performance(tiny_run, synth_data, tmp_path, capsys):
+    import xarray as xr
+
+    from miam_explain.cli import main
+
+    out = tmp_path / "species.nc"
+    assert main(["shapley", "--model", str(tiny_run), "--data", str(synth_data), "--group", "modalities", "--value",
+                 "performance", "--target", "all", "--split", "all", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "one auc per species" in printed
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert ds["shapley"].dims == ("player", "target") and int(ds["presences"].min()) > 0

@@ -149,6 +149,8 @@ def summary_table(ds) -> str:
         f"method {ds.attrs['method']} ({ds.attrs['n_evaluations']} coalitions); "
         f"v_empty {float(np.mean(ds['v_empty'])):.4f} -> v_full {float(np.mean(ds['v_full'])):.4f}"
     )
+    if "target" in ds["shapley"].dims and "site" not in ds["shapley"].dims:
+        head += f"\none {ds.attrs['metric']} per species ({ds.sizes['target']} species); the table averages over them"
     text = head + "\n" + table.to_string(float_format=lambda v: f"{v:.5f}")
     if not int(ds.attrs.get("se_reliable", 1)):
         text += (f"\nnote: the standard errors rest on {ds.attrs.get('se_samples')} samples, too few to trust "
