@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 from miam_explain.errors import ConfigError, MiamError
-from miam_explain.files import atomic_path
 from miam_explain.masking import STRATEGIES
 from miam_explain.plotting.compare import plot_masking_coefficients, plot_subset_intervals
 from miam_explain.training.compare import (
@@ -43,8 +42,10 @@ from miam_explain.training.compare import (
     masking_history,
     paired_tests,
     run_folder,
+    seed_range,
     summarize,
     summary_markdown,
+    write_outputs,
 )
 from miam_explain.training.config import load_config
 
@@ -69,14 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     strategies = list(STRATEGIES) if args.strategies == "all" else [s.strip() for s in args.strategies.split(",") if s.strip()]
     try:
-        if args.seeds < 1:
-            raise ConfigError(f"--seeds must be at least 1 (got {args.seeds})")
         unknown = [s for s in strategies if s not in STRATEGIES]
         if unknown:
             raise ConfigError(f"unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
         config = load_config(args.config)
-        first = config.training.seed if args.seed is None else args.seed
-        seeds = list(range(first, first + args.seeds))
+        seeds = seed_range(config, args.seed, args.seeds)
         species = None if args.species is None else read_species(args.species)
         long = compare_runs(args.data, config, args.out, strategies=strategies, seeds=seeds, subsets=args.subsets,
                             progress=not args.quiet, species=species)
@@ -101,11 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         if history is not None and not history.empty:
             outputs["masking.csv"] = lambda p: history.to_csv(p, index=False, float_format="%.6g")
             outputs["masking.png"] = lambda p: plot_masking_coefficients(history).savefig(p, format="png", dpi=130)
-        tables = args.out if args.tables is None else args.tables
-        tables.mkdir(parents=True, exist_ok=True)
-        for name, write in outputs.items():
-            with atomic_path(tables / name, overwrite=True) as tmp:
-                write(tmp)
+        write_outputs(args.out if args.tables is None else args.tables, outputs)
     except MiamError as exc:
         print(f"compare_strategies: error: {exc}", file=sys.stderr)
         return 2

@@ -34,8 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from miam_explain.errors import ConfigError, MiamError
-from miam_explain.files import atomic_path
-from miam_explain.training.compare import compare_runs, paired_tests
+from miam_explain.training.compare import compare_runs, paired_tests, seed_range, write_outputs
 from miam_explain.training.config import load_config
 
 #: The columns the table and the figure show.
@@ -86,10 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         if config.strategy != "miam":
             raise ConfigError(f"the config's strategy is {config.strategy!r}; the sensitivity is MIAM's, use a miam config")
-        if args.seeds < 1:
-            raise ConfigError(f"--seeds must be at least 1 (got {args.seeds})")
-        first = config.training.seed if args.seed is None else args.seed
-        seeds = list(range(first, first + args.seeds))
+        seeds = seed_range(config, args.seed, args.seeds)
         default = (float(config.masking.get("kappa", 10.0)), float(config.masking.get("lam", 3.0)))
         settings = grid(_numbers(args.kappa, "kappa"), _numbers(args.lam, "lam"), default, args.grid)
         frames = []
@@ -119,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             "table.md": lambda p: p.write_text(note + "\n\n" + table),
             "sensitivity.png": lambda p: _figure(paired, args.baseline_strategy, default).savefig(p, format="png", dpi=130),
         }
-        args.out.mkdir(parents=True, exist_ok=True)
-        for name, write in outputs.items():
-            with atomic_path(args.out / name, overwrite=True) as tmp:
-                write(tmp)
+        write_outputs(args.out, outputs)
     except MiamError as exc:
         print(f"miam_sensitivity: error: {exc}", file=sys.stderr)
         return 2

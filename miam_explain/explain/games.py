@@ -183,7 +183,7 @@ class PerformanceGame(ModelGame):
         return np.stack([self.metric.weighted(row, self._target, self._weights).cpu().numpy() for row in logits])
 
 
-def resolve_performance_targets(target, species: Sequence[str], presences: np.ndarray, n_sites: int, *, metric: Metric,
+def resolve_performance_targets(target, species: Sequence[str], presences: np.ndarray | None, n_sites: int, *, metric: Metric,
                                 task: str, split: str) -> tuple[tuple[str, ...], np.ndarray | None]:
     """The species of a per-species performance game, or none for the one metric over them all.
 
@@ -191,7 +191,7 @@ def resolve_performance_targets(target, species: Sequence[str], presences: np.nd
         target: ``auto`` (one metric over every species: no targets), ``all`` (every species the
             metric is defined for on the split), or species ids.
         species: The model's species ids, in output order.
-        presences: ``int[K]`` presences of each species on the split.
+        presences: ``int[K]`` presences of each species on the split (``None`` for classes).
         n_sites: Sites of the split.
         metric: The resolved metric.
         task: ``multilabel`` or ``multiclass``.
@@ -399,8 +399,7 @@ def performance_game(
     resolved = resolve_metric(metric, split_data.task)
     if resolved.name == "auc":
         check_auc_defined(split_data, split)
-    presences = split_data.target.sum(dim=0).cpu().numpy() if split_data.task == "multilabel" else np.zeros(len(species))
-    names, index = resolve_performance_targets(target, species, presences, len(split_data), metric=resolved,
+    names, index = resolve_performance_targets(target, species, split_data.presences, len(split_data), metric=resolved,
                                                task=split_data.task, split=split)
     return PerformanceGame(engine, players, context, split_data, metric=resolved, weights=weights, target_names=names,
                            target_index=index)

@@ -301,8 +301,7 @@ def plan(request: ShapleyRequest, model: MiamModel | str | os.PathLike, data: xr
     else:
         resolved = resolve_metric(request.metric, task)
         metric = resolved.name
-        presences = (np.asarray(ds["labels"].isel(site=positions).sum("site").values) if task == "multilabel"
-                     else np.zeros(len(species)))
+        presences = np.asarray(ds["labels"].isel(site=positions).sum("site").values) if task == "multilabel" else None
         targets, found = resolve_performance_targets(request.target, species, presences, int(positions.size),
                                                      metric=resolved, task=task, split=request.split)
     index = None if found is None else tuple(int(i) for i in found)

@@ -72,12 +72,11 @@ def file_sha256(path: str | os.PathLike | None) -> str:
 
 
 def to_dataset(result: ShapleyResult, game, *, attrs: dict, player_coords: Mapping[str, np.ndarray] | None = None,
-               targets: Sequence[str] | None = None, target_coords: Mapping[str, np.ndarray] | None = None) -> xr.Dataset:
+               target_coords: Mapping[str, np.ndarray] | None = None) -> xr.Dataset:
     """Label a :class:`ShapleyResult` of a model game as an ``xarray.Dataset``.
 
-    ``player_coords`` and ``target_coords``: see :func:`result_dataset`. ``targets`` names the species
-    of a per-species performance game (its values are ``float64[..., K]``); a prediction game
-    names its own targets.
+    ``player_coords`` and ``target_coords``: see :func:`result_dataset`. A prediction game, and a
+    per-species performance game (``game.per_target``), name their targets (``game.target_names``).
     """
     estimate = estimate_attrs(
         n_evaluations=result.n_evaluations, method=result.method, budget=result.budget, converged=result.converged,
@@ -99,8 +98,7 @@ def to_dataset(result: ShapleyResult, game, *, attrs: dict, player_coords: Mappi
             sites=(game.data.site_id, game.data.lat, game.data.lon),
             attrs={**estimate, **attrs},
         )
-    if targets is None and getattr(game, "per_target", False):
-        targets = game.target_names
+    targets = game.target_names if getattr(game, "per_target", False) else None
     return result_dataset(
         shapley=result.values,
         shapley_se=result.se,

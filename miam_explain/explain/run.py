@@ -279,7 +279,6 @@ def _run_performance(the_plan: Plan, store, executor) -> xr.Dataset:
     result = estimator.estimate(game, budget=coalitions)
     if store.resumable:
         log.info("store %s: computed %d chunks, reused %d", store.path, game.computed, game.reused)
-    targets = None if spec.target_index is None else spec.targets
-    store.finish(to_dataset(result, game, attrs=the_plan.attrs, player_coords=the_plan.player_coords, targets=targets,
+    store.finish(to_dataset(result, game, attrs=the_plan.attrs, player_coords=the_plan.player_coords,
                             target_coords=the_plan.target_coords))
     return store.result()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -213,6 +214,14 @@ class ReportContext:
             budget_fix="raise --budget or leave it out",
         )
 
+    def each_logits(self, keep: torch.Tensor, *, desc: str) -> Iterator[torch.Tensor]:
+        """The logits ``float[c, N, K]`` of each group of token keep-masks ``bool[C, T]``: one pass over the engine,
+        with a progress bar over the coalitions."""
+        with tqdm(total=len(keep), desc=desc, unit="coal", disable=not self.progress, leave=False) as bar:
+            for _, logits in self.engine.iter_logits(keep):
+                yield logits
+                bar.update(len(logits))
+
     def evaluate_tokens(self, keep: torch.Tensor, *, desc: str = "subsets") -> CoalitionTable:
         """:meth:`evaluate` for token keep-masks ``bool[C, T]`` (AND-ed with each site's observed tokens).
 
@@ -220,12 +229,10 @@ class ReportContext:
         (row 0: the plain metric, rows ``1..B``: the resamples) and to the target's prediction game.
         """
         values, sites = [], []
-        with tqdm(total=len(keep), desc=desc, unit="coal", disable=not self.progress, leave=False) as bar:
-            for _, logits in self.engine.iter_logits(keep):
-                values.append(self.resampled.reduce(logits))
-                if self.target_game is not None:
-                    sites.append(self.target_game.reduce(logits)[..., 0])
-                bar.update(len(logits))
+        for logits in self.each_logits(keep, desc=desc):
+            values.append(self.resampled.reduce(logits))
+            if self.target_game is not None:
+                sites.append(self.target_game.reduce(logits)[..., 0])
         table = np.concatenate(values) if values else np.empty((0, 1 + self.n_boot))
         return CoalitionTable(
             metric=table[:, 0].copy(), boot=np.ascontiguousarray(table[:, 1:]),

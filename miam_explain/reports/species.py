@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-from tqdm.auto import tqdm
 
 from miam_explain.data.format import text_values
 from miam_explain.errors import ConfigError
@@ -159,7 +158,7 @@ def compute_species(context: ReportContext, options: ReportOptions) -> SpeciesRe
                           f"these data have {game.data.task} labels, use the modalities report instead")
     metric = game.metric
     species = list(text_values(context.ds["species"].values))
-    presences_all = game.data.target.sum(dim=0).cpu().numpy() if game.data.task == "multilabel" else np.zeros(len(species))
+    presences_all = game.data.presences
     targets, index = resolve_performance_targets("all", species, presences_all, context.n_sites, metric=metric,
                                                  task=game.data.task, split=context.split)
     context.check_exact(report="species", noun=_noun(context.group), budget=options.budget)
@@ -167,13 +166,8 @@ def compute_species(context: ReportContext, options: ReportOptions) -> SpeciesRe
                                   weights=context.resampled.weights, target_names=targets, target_index=index)
     p = game.n_players
     keep = per_species.token_keep(coalitions_from_bitmasks(np.arange(2**p), p))
-    values = []
-    with tqdm(total=len(keep), desc=f"combinations of the {_noun(context.group)}", unit="coal",
-              disable=not context.progress, leave=False) as bar:
-        for _, logits in context.engine.iter_logits(keep):
-            values.append(per_species.reduce(logits))  # (c, 1 + B, K)
-            bar.update(len(logits))
-    table = np.concatenate(values)
+    table = np.concatenate([per_species.reduce(logits)  # (c, 1 + B, K)
+                            for logits in context.each_logits(keep, desc=f"combinations of the {_noun(context.group)}")])
     v, boot = table[:, 0], np.moveaxis(table[:, 1:], 1, 2)  # (2^P, K), (2^P, K, B)
     phi, phi_boot = shapley_from_table(v), np.moveaxis(shapley_from_table(boot), 2, 1)  # (P, K), (P, B, K)
     lo, hi = np.nanquantile(phi_boot, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=1)  # a resample may lack a species

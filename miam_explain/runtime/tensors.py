@@ -56,6 +56,13 @@ class SplitTensors:
         return int(self.target.shape[0])
 
     @property
+    def presences(self) -> np.ndarray | None:
+        """``int64[K]`` sites where each species is present (multi-label data); ``None`` for classes."""
+        if self.task != "multilabel":
+            return None
+        return self.target.sum(dim=0).cpu().numpy().astype(np.int64)
+
+    @property
     def streamed(self) -> bool:
         """Whether the inputs stay in the store (read when indexed) rather than in memory."""
         return any(isinstance(v, DiskArray) for v in self.inputs.values())

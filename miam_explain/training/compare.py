@@ -37,8 +37,10 @@ __all__ = [
     "paired_tests",
     "run_finished",
     "run_folder",
+    "seed_range",
     "summarize",
     "summary_markdown",
+    "write_outputs",
 ]
 
 #: Name of the pseudo-subset that holds each run's mean over the subsets.
@@ -126,12 +128,8 @@ def compare_runs(
                 started = time.perf_counter()
                 train(data, config.with_overrides(strategy=name, seed=seed), run, resume=resume, progress=False)
                 log(f"trained {name} seed {seed} in {time.perf_counter() - started:.0f} s")
-            cached = run / f"subsets-{tag}.csv"
-            if not cached.is_file():
-                table = evaluate(run, data=data, split="test", subsets=subsets, device=tc.device)
-                with atomic_path(cached, overwrite=True) as tmp:
-                    table.to_csv(tmp, index=False)
-            table = pd.read_csv(cached)
+            table = _cached_table(run / f"subsets-{tag}.csv",
+                                  lambda: evaluate(run, data=data, split="test", subsets=subsets, device=tc.device))
             metric = "auc" if "auc" in table else "top1"
             column = metric
             if species is not None:
@@ -144,14 +142,40 @@ def compare_runs(
     return pd.concat(frames, ignore_index=True)
 
 
+def seed_range(config: RunConfig, first: int | None, count: int) -> list[int]:
+    """The seeds of a comparison: ``count`` of them from ``first`` (default: the config's seed).
+
+    Raises:
+        ConfigError: ``count`` below 1.
+    """
+    if count < 1:
+        raise ConfigError(f"--seeds must be at least 1 (got {count})")
+    start = config.training.seed if first is None else first
+    return list(range(start, start + count))
+
+
+def write_outputs(folder: Path, outputs: dict[str, Callable[[Path], None]]) -> None:
+    """Write each output of a comparison script atomically: ``{file name: write(temporary path)}`` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, write in outputs.items():
+        with atomic_path(folder / name, overwrite=True) as tmp:
+            write(tmp)
+
+
+def _cached_table(path: Path, compute: Callable[[], pd.DataFrame], **read) -> pd.DataFrame:
+    """A run's evaluation table: read from ``path``, or computed once and written there atomically."""
+    if not path.is_file():
+        table = compute()
+        with atomic_path(path, overwrite=True) as tmp:
+            table.to_csv(tmp, index=False)
+    return pd.read_csv(path, **read)
+
+
 def _species_table(run: Path, data, subsets, tag: str, species: Sequence[str], *, device: str) -> pd.DataFrame:
     """Each subset's mean AUC over ``species`` (those with an AUC on the test split), from the run's per-species table."""
-    cached = run / f"subsets-{tag}-species.csv"
-    if not cached.is_file():
-        table = evaluate(run, data=data, split="test", subsets=subsets, device=device, per_species=True)
-        with atomic_path(cached, overwrite=True) as tmp:
-            table.to_csv(tmp, index=False)
-    table = pd.read_csv(cached, dtype={"species": str})
+    table = _cached_table(run / f"subsets-{tag}-species.csv",
+                          lambda: evaluate(run, data=data, split="test", subsets=subsets, device=device, per_species=True),
+                          dtype={"species": str})
     wanted = [str(s) for s in species]
     unknown = sorted(set(wanted) - set(table["species"]))
     if unknown:

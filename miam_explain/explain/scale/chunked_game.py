@@ -46,6 +46,16 @@ class ChunkedPerformanceGame(PlayerGame):
         self.reused = 0
         self.computed = 0
 
+    @property
+    def per_target(self) -> bool:
+        """One value per species (the run's ``target_index`` is set), as :attr:`PerformanceGame.per_target`."""
+        return self.spec.target_index is not None
+
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        """The species of a per-species run."""
+        return self.spec.targets
+
     def __call__(self, coalitions) -> np.ndarray:
         keep = as_coalition_array(coalitions, self.n_players)
         size = self.chunk_size or max(keep.shape[0], 1)
