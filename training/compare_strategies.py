@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             "summary.csv": lambda p: summary.to_csv(p, index=False, float_format="%.6f"),
             "table.md": lambda p: p.write_text(f"Test-split {long['metric'].iloc[0]}; {note}.\n\n"
                                                + summary_markdown(summary, paired, reference=args.reference)),
-            "table.png": lambda p: plot_subset_intervals(summary).savefig(p, format="png", dpi=130),
+            "table.png": lambda p: plot_subset_intervals(
+                summary, metric="macro AUC" if species is None else f"mean AUC of the {len(species)} chosen species",
+            ).savefig(p, format="png", dpi=130),
         }
         if paired is not None:
             outputs["paired.csv"] = lambda p: paired.to_csv(p, index=False, float_format="%.6g")
