@@ -381,6 +381,7 @@ class Outcome:
     values: np.ndarray
     se: np.ndarray | None = None
     picked: str = ""
+    se_reliable: bool = True
 
 
 @dataclass(frozen=True)
@@ -422,7 +423,7 @@ def ours(method: str, **options) -> Callable[[Counted, int, int, int], Outcome]:
             result = StratifiedEstimator(seed=seed, progress=False, **options).estimate(game, budget=budget)
         else:
             result = estimate(game, method=method, budget=budget, seed=seed)
-        return Outcome(result.values, result.se, result.method)
+        return Outcome(result.values, result.se, result.method, result.se_reliable)
 
     return run
 
@@ -498,7 +499,7 @@ def captum_sampling(value: Counted, n_players: int, budget: int, seed: int) -> O
 #: P = 64 and 80,000 coalitions, so there it runs only at budgets up to 5 blocks, on 3 seeds.
 _PEER = {"share": 0.2, "share_large": 0.1}
 METHODS: tuple[Method, ...] = (
-    Method("auto", ours("auto"), reports_se=True),
+    Method("auto", ours("auto"), reports_se=True, share_large=0.2),  # at P = 64 regression adjustment takes 7-24 s a run
     Method("leverage", ours("leverage"), reports_se=True),
     Method("stratified", ours("stratified"), reports_se=True),
     Method("stratified antithetic", ours("stratified", antithetic=True), reports_se=True),
@@ -607,6 +608,7 @@ class Cell:
     rows: np.ndarray
     seconds: np.ndarray
     picked: set[str] = field(default_factory=set)
+    flagged: int = 0  # runs whose result said its SE is not to be trusted (se_reliable False)
 
     @property
     def rmse(self) -> float:
@@ -620,7 +622,7 @@ def run_cell(case: Case, budget: int, methods: tuple[Method, ...], seeds: int) -
         n_seeds = method.seeds(seeds, case.n_players, budget)
         if n_seeds == 0:
             continue
-        errors, ses, rows, seconds, picked = [], [], [], [], set()
+        errors, ses, rows, seconds, picked, flagged = [], [], [], [], set(), 0
         for seed in range(n_seeds):
             value = Counted(case.value, case.n_players)
             start = time.perf_counter()
@@ -634,8 +636,9 @@ def run_cell(case: Case, budget: int, methods: tuple[Method, ...], seeds: int) -
                 ses.append(outcome.se)
             if outcome.picked:
                 picked.add(outcome.picked)
+            flagged += not outcome.se_reliable
         out[method.name] = Cell(np.array(errors), np.array(ses) if ses else None, np.array(rows),
-                                np.array(seconds), picked)
+                                np.array(seconds), picked, flagged)
     return out
 
 
@@ -716,7 +719,8 @@ def build_tables(results: list[tuple[Case, int, dict[str, Cell]]], methods: tupl
                 row.append("exact")
                 continue
             band_players, band_seeds = max(band_players, c["n_players"]), c["n_seeds"]
-            row.append(f"{c['overall']:.3f} ({c['min']:.2f}/{c['median']:.2f}/{c['max']:.2f})")
+            row.append(f"{c['overall']:.3f} ({c['min']:.2f}/{c['median']:.2f}/{c['max']:.2f})"
+                       + (f" SE flagged {cells[n].flagged}/{c['n_seeds']}" if cells[n].flagged else ""))
             if n == "auto":
                 cover_auto = c
         band = calibrated_band(band_seeds, band_players) if band_players else (float("nan"), float("nan"))

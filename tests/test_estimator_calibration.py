@@ -13,7 +13,13 @@ import pytest
 
 from miam_explain.errors import ConfigError
 from miam_explain.explain import estimate
-from miam_explain.explain.estimators import ExactEstimator, LeverageEstimator, PermutationEstimator, StratifiedEstimator
+from miam_explain.explain.estimators import (
+    AdjustedEstimator,
+    ExactEstimator,
+    LeverageEstimator,
+    PermutationEstimator,
+    StratifiedEstimator,
+)
 from miam_explain.explain.game import FunctionGame
 from miam_explain.explain.reference_games import redundant_game
 
@@ -41,6 +47,19 @@ def test_leverage_standard_errors_cover_the_exact_value_for_every_player(groups,
     """At the fewest pairs ``auto`` accepts, 8 per player (measured 0.925-0.972 per player; at 4 per player 0.83-0.985)."""
     game = redundant_game(N_PLAYERS, groups=groups, seed=100 + groups, unequal=unequal)
     assert_covers(game, lambda seed: LeverageEstimator(seed=seed, progress=False), 2 + 2 * 8 * N_PLAYERS)
+
+
+@pytest.mark.calibration
+@pytest.mark.parametrize(("groups", "unequal"), [(3, False), (1, True)])
+def test_adjusted_standard_errors_cover_the_exact_value_for_every_player(groups, unequal):
+    """At the fewest pairs ``auto`` gives it, 8 per player in each of 5 folds (about 0.4 s a run: 4 minutes a game,
+    so on request: ``pytest -m calibration``; benchmarks/estimators.py measures it on every game in docs/performance.md).
+
+    With each fold's finite-population factor taken from its own pairs, one unequal group over-covered (0.97-0.99
+    per player over 600 seeds): the folds are parts of one draw without replacement, so their errors partly cancel.
+    With the whole draw's factor, 150 seeds gave 0.92-0.967 (unequal group) and 0.92-0.953 (three groups)."""
+    game = redundant_game(N_PLAYERS, groups=groups, seed=100 + groups, unequal=unequal)
+    assert_covers(game, lambda seed: AdjustedEstimator(seed=seed, progress=False), 2 + 2 * 5 * 8 * N_PLAYERS)
 
 
 def test_leverage_is_exact_on_one_group_of_equal_members():
@@ -92,7 +111,7 @@ def rmse_at_equal_evaluations(game: FunctionGame, makers: dict, *, n_seeds: int)
     return {name: float(np.sqrt(np.mean(np.square(e)))) for name, e in errors.items()}
 
 
-@pytest.mark.parametrize("method", ["auto", "exact", "stratified", "permutation", "kernel", "leverage"])
+@pytest.mark.parametrize("method", ["auto", "exact", "stratified", "permutation", "kernel", "leverage", "adjusted"])
 @pytest.mark.parametrize("budget", [4096, 9000])
 def test_estimate_never_evaluates_more_than_the_budget(method, budget):
     game = redundant_game(N_PLAYERS, groups=3, seed=1)
@@ -101,10 +120,20 @@ def test_estimate_never_evaluates_more_than_the_budget(method, budget):
     np.testing.assert_allclose(result.values.sum(), result.v_full - result.v_empty, atol=1e-10)
 
 
+@pytest.mark.parametrize("method", ["auto", "leverage", "adjusted"])
+def test_estimate_never_evaluates_more_than_a_sampling_budget(method):
+    game = redundant_game(N_PLAYERS, groups=3, seed=1)
+    result = estimate(game, method=method, budget=1501, seed=2)
+    assert result.method == ("adjusted" if method == "auto" else method)
+    assert result.n_evaluations <= 1501 and game.n_evaluations <= 1501
+    np.testing.assert_allclose(result.values.sum(), result.v_full - result.v_empty, atol=1e-10)
+
+
 def test_estimate_picks_by_the_budget_and_refuses_what_it_cannot_do():
     game = redundant_game(N_PLAYERS, groups=1, seed=2)
     assert estimate(game, budget=2**N_PLAYERS).method == "exact"
-    assert estimate(game, budget=2**N_PLAYERS - 1).method == "leverage"
+    assert estimate(game, budget=2**N_PLAYERS - 1).method == "leverage"  # more than half the pairs: nearly enumerated
+    assert estimate(game, budget=2 + 80 * N_PLAYERS).method == "adjusted"  # 8 pairs per player in each of 5 folds
     assert estimate(game, budget=2 + 16 * N_PLAYERS).method == "leverage"  # 8 pairs per player
     assert estimate(game, budget=1 + 16 * N_PLAYERS).method == "permutation"
     assert estimate(game, budget=100).method == "permutation"

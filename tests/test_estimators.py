@@ -192,8 +192,8 @@ def test_efficiency(method: str, value_shape: tuple[int, ...]) -> None:
     assert result.method == method
     if method == "exact":
         assert result.n_evaluations == 64 and result.converged and np.all(result.se == 0)
-    elif method == "leverage":  # 23 of the 31 complementary pairs, two evaluations each
-        assert result.n_evaluations == budget_for(method, 6) == 48 and result.n_samples == 17
+    elif method == "leverage":  # 23 of the 31 complementary pairs, two evaluations each: 8 left out (17 groups hold pairs)
+        assert result.n_evaluations == budget_for(method, 6) == 48 and result.n_samples == 8 and not result.se_reliable
         assert_within_se(result, naive_shapley(table))
     else:
         cost = make_estimator(method).min_budget(6) - 2  # evaluations per sample
@@ -405,7 +405,11 @@ def test_choose_method() -> None:
     assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=1 + 16 * 21) == "permutation"
     assert choose_method(MAX_EXACT_PLAYERS + 1, 10, budget=10 * (2 + 16 * 21)) == "leverage"  # counted per site
     assert choose_method(MAX_EXACT_PLAYERS + 1, 10, budget=10 * (2 + 16 * 21) - 1) == "permutation"
-    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=2 + 20 * 21 * 20) == "leverage"  # stratified left auto
+    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=2 + 20 * 21 * 20) == "adjusted"  # stratified left auto
+    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=2 + 80 * 21) == "adjusted"  # 8 pairs per player per fold
+    assert choose_method(MAX_EXACT_PLAYERS + 1, 1, budget=2 + 80 * 21 - 2) == "leverage"
+    assert choose_method(MAX_EXACT_PLAYERS + 1, 10, budget=10 * (2 + 80 * 21)) == "leverage"  # one value per site
+    assert choose_method(12, 1, budget=2**12 - 2) == "leverage"  # more than half the pairs: nearly enumerated
     with pytest.raises(ConfigError, match="n_sites"):
         choose_method(4, 0, budget=None)
 
@@ -541,3 +545,114 @@ def test_leverage_batch_and_chunk_never_change_the_answer(monkeypatch) -> None:
         assert other.n_evaluations == results[0].n_evaluations == 300
         np.testing.assert_allclose(other.values, results[0].values, rtol=0, atol=1e-12)
         np.testing.assert_allclose(other.se, results[0].se, rtol=1e-9)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# regression-adjusted leverage sampling
+
+
+def test_tree_shapley_equals_brute_force_and_shap_tree_explainer() -> None:
+    """The leaves' closed form against all 2^P coalitions and against shap's interventional TreeSHAP (one all-zeros background row)."""
+    shap = pytest.importorskip("shap")
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from miam_explain.explain.estimators.adjusted import tree_shapley
+
+    n_players = 8
+    rng = np.random.default_rng(3)
+    rows = rng.random((600, n_players)) < 0.5
+    target = rows[:, 0] * rows[:, 1] - 0.5 * rows[:, 2] * ~rows[:, 3] + np.sin(rows @ rng.normal(size=n_players))
+    model = HistGradientBoostingRegressor(max_iter=40, max_leaf_nodes=12, min_samples_leaf=3).fit(rows.astype(float), target)
+    game = FunctionGame(lambda keep: model.predict(keep.astype(float)), [f"p{i}" for i in range(n_players)])
+    brute = ExactEstimator(progress=False).estimate(game).values
+    ours = tree_shapley(model, n_players)
+    np.testing.assert_allclose(ours, brute, atol=1e-10)
+    explainer = shap.TreeExplainer(model, data=np.zeros((1, n_players)), feature_perturbation="interventional")
+    np.testing.assert_allclose(ours, explainer.shap_values(np.ones((1, n_players)))[0], atol=1e-6)
+
+
+def _three_groups(n_players: int, seed: int) -> FunctionGame:
+    from miam_explain.explain.reference_games import redundant_game
+
+    return redundant_game(n_players, groups=3, seed=seed)
+
+
+@pytest.mark.parametrize("value_shape", [(), (3,)])
+def test_adjusted_is_efficient_and_keeps_to_the_budget(value_shape: tuple[int, ...]) -> None:
+    from miam_explain.explain.estimators import AdjustedEstimator
+
+    from miam_explain.explain.reference_games import redundant_value
+
+    scalar, scales = redundant_value(12, groups=3, seed=7), np.array([1.0, -2.0, 0.5])
+    value = scalar if not value_shape else (lambda keep: scalar(keep)[:, None] * scales)
+    game = FunctionGame(value, [f"p{i}" for i in range(12)], value_shape=value_shape)
+    result = AdjustedEstimator(seed=1, progress=False).estimate(game, budget=2 + 80 * 12)
+    assert result.method == "adjusted" and result.n_evaluations <= 2 + 80 * 12
+    assert result.values.shape == (12, *value_shape) and np.all(result.se > 0)
+    np.testing.assert_allclose(result.values.sum(axis=0), result.v_full - result.v_empty, atol=1e-10)
+    if value_shape:  # one surrogate per element, all from the same pairs: linear in the game
+        np.testing.assert_allclose(result.values[:, 1], -2.0 * result.values[:, 0], atol=0.05 * np.abs(result.values).max())
+
+
+def test_adjusted_stays_exact_where_leverage_is() -> None:
+    """One group of equal members: leverage sampling fits it exactly; the surrogate's first stage does too, so the correction has nothing left."""
+    from miam_explain.explain.estimators import AdjustedEstimator
+    from miam_explain.explain.reference_games import redundant_game
+
+    game = redundant_game(14, groups=1, seed=5)
+    exact = ExactEstimator(progress=False).estimate(game).values
+    result = AdjustedEstimator(seed=0, progress=False).estimate(game, budget=2 + 80 * 14)
+    np.testing.assert_allclose(result.values, exact, atol=1e-10)
+    np.testing.assert_allclose(result.se, 0.0, atol=1e-10)
+
+
+def test_adjusted_beats_leverage_at_equal_evaluations_on_redundant_groups() -> None:
+    """Same pairs (same seed), other estimate: on three redundant groups the surrogate takes out most of what leverage misses."""
+    from miam_explain.explain.estimators import AdjustedEstimator
+
+    errors = {"leverage": [], "adjusted": []}
+    for game_seed in (11, 12):
+        game = _three_groups(13, seed=game_seed)
+        exact = ExactEstimator(progress=False).estimate(game).values
+        for seed in range(6):
+            for make in (LeverageEstimator, AdjustedEstimator):
+                result = make(seed=seed, progress=False).estimate(game, budget=2 + 80 * 13)
+                errors[make.method].append(np.square(result.values - exact).mean())
+    rmse = {name: math.sqrt(np.mean(errs)) for name, errs in errors.items()}
+    assert rmse["adjusted"] * 1.5 < rmse["leverage"], rmse
+
+
+def test_adjusted_runs_plain_leverage_for_many_values_and_says_so() -> None:
+    from miam_explain.explain.estimators import AdjustedEstimator
+    from miam_explain.explain.estimators.adjusted import MAX_ADJUSTED_VALUES
+
+    from miam_explain.explain.reference_games import redundant_value
+
+    scalar = redundant_value(12, groups=3, seed=7)
+    game = FunctionGame(lambda keep: scalar(keep)[:, None] * np.arange(1.0, MAX_ADJUSTED_VALUES + 2), [f"p{i}" for i in range(12)],
+                        value_shape=(MAX_ADJUSTED_VALUES + 1,))
+    result = AdjustedEstimator(seed=4, progress=False).estimate(game, budget=2 + 80 * 12)
+    plain = LeverageEstimator(seed=4, progress=False).estimate(game, budget=2 + 80 * 12)
+    assert result.method == "leverage"
+    np.testing.assert_array_equal(result.values, plain.values)
+    np.testing.assert_array_equal(result.se, plain.se)
+
+
+def test_adjusted_refuses_a_budget_below_its_folds() -> None:
+    from miam_explain.explain.estimators import AdjustedEstimator
+
+    estimator = AdjustedEstimator(seed=0, progress=False)
+    small = LeverageEstimator(seed=0, progress=False).min_budget(15)
+    with pytest.raises(ConfigError, match="too small for leverage sampling"):
+        estimator.estimate(_three_groups(15, seed=1), budget=small)
+
+
+def test_leverage_flags_its_standard_error_near_enumeration() -> None:
+    """With all but a pair of 2^12 evaluated the error is one left-out pair's residual: the result says its SE is not to be trusted."""
+    from miam_explain.explain.reference_games import redundant_game
+
+    game = redundant_game(12, groups=3, seed=2)
+    near = LeverageEstimator(seed=0, progress=False).estimate(game, budget=2**12 - 2)
+    assert near.n_samples == 1 and not near.se_reliable and np.all(near.se > 0)
+    far = LeverageEstimator(seed=0, progress=False).estimate(game, budget=2 + 16 * 12)
+    assert far.n_samples == 20 and far.se_reliable

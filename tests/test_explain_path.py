@@ -159,3 +159,27 @@ def test_shapley_result_of_the_one_path_is_exactly_efficient(tiny_run, synth_dat
     ds = shapley(tiny_run, synth_data, group="modalities", value="performance", split="all", device="cpu")
     gap = float(ds["shapley"].sum("player") - (ds["v_full"] - ds["v_empty"]))
     assert abs(gap) < 1e-12 and ds.attrs["n_sites"] == 240
+
+
+def test_the_adjusted_estimator_runs_a_performance_game_through_the_api(tiny_run, synth_data):
+    """``--method adjusted`` on a performance game: one value per coalition, so the surrogate adjusts it; efficiency holds."""
+    common = dict(group="climate_years", value="performance", budget=240 * 400, seed=3, split="all", device="cpu")
+    adjusted = shapley(tiny_run, synth_data, method="adjusted", **common)
+    plain = shapley(tiny_run, synth_data, method="leverage", **common)
+    assert adjusted.attrs["method"] == "adjusted" and plain.attrs["method"] == "leverage"
+    assert adjusted.sizes["player"] == 19 and int(adjusted.attrs["n_evaluations"]) <= 400
+    gap = float(adjusted["shapley"].sum("player") - (adjusted["v_full"] - adjusted["v_empty"]))
+    assert abs(gap) < 1e-9
+    # the same pairs, another estimate: both within a few standard errors of each other
+    diff = np.abs(adjusted["shapley"] - plain["shapley"]).values
+    assert np.all(diff <= 5 * np.hypot(adjusted["shapley_se"].values, plain["shapley_se"].values) + 1e-9)
+
+
+def test_auto_adjusts_a_performance_game_and_leaves_a_prediction_game_to_leverage(tiny_run, synth_data):
+    """The performance game has one value per coalition: ``auto`` counts its coalitions, not its sites."""
+    performance = plan(ShapleyRequest(group="climate_years", value="performance", budget=240 * 1600, split="all",
+                                      device="cpu"), tiny_run, synth_data)
+    prediction = plan(ShapleyRequest(group="climate_years", budget=240 * 1600, split="all", target="richness",
+                                     device="cpu"), tiny_run, synth_data)
+    assert performance.method == "adjusted" and prediction.method == "leverage"
+    assert performance.coalitions == prediction.coalitions == 1600

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="per-site predictions (default) or a metric over the split")
     parser.add_argument("--method", default="auto",
                         help="auto (exact when 2^P x sites fits the budget, else leverage or permutation sampling) or an "
-                             "estimator: exact, leverage, stratified, permutation, kernel (docs/estimators.md)")
+                             "estimator: exact, adjusted, leverage, stratified, permutation, kernel (docs/estimators.md)")
     parser.add_argument("--budget", type=int, default=None,
                         help="model evaluations, one per (coalition, site); default max(2,000,000, (2 + 16 x players) x sites)")
     parser.add_argument("--budget-per-site", type=int, default=None, metavar="N",

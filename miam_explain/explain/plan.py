@@ -28,6 +28,7 @@ from miam_explain.data.format import read_values, select_split, text_values
 from miam_explain.data.schema import Players, TokenSchema, player_coords
 from miam_explain.errors import ConfigError, DataError
 from miam_explain.explain.estimators import ESTIMATORS, choose_method
+from miam_explain.explain.estimators.adjusted import MAX_ADJUSTED_VALUES
 from miam_explain.explain.estimators.leverage import AUTO_PAIRS_PER_PLAYER
 from miam_explain.explain.games import players_of, resolve_performance_targets, resolve_targets
 from miam_explain.explain.request import DEFAULT_BUDGET, ShapleyRequest
@@ -225,6 +226,7 @@ def plan_estimator(
     seed: int = 0,
     interactions: bool = False,
     progress: bool = False,
+    n_values: int | None = None,
 ):
     """The estimator ``method`` resolves to, and the coalition budget to give its ``estimate``.
 
@@ -244,6 +246,11 @@ def plan_estimator(
         seed: Seed of the sampling estimators.
         interactions: Pairwise interaction indices (exact only).
         progress: Show the estimator's progress bar.
+        n_values: Values per coalition of a game that has one value for the whole split (the
+            performance game: 1, or its targets); ``None`` for one per site. ``auto`` then chooses
+            as for a single site given the coalitions the budget buys, so that regression adjustment
+            (:class:`~miam_explain.explain.estimators.AdjustedEstimator`) may serve a game of at most
+            :data:`~miam_explain.explain.estimators.adjusted.MAX_ADJUSTED_VALUES` values.
 
     Returns:
         ``(estimator, coalitions)``: ``coalitions`` is ``None`` for exact.
@@ -254,12 +261,19 @@ def plan_estimator(
     Example:
         >>> [plan_estimator(p, 13_000)[0].method for p in (4, 19, 342)]
         ['exact', 'leverage', 'leverage']
+        >>> plan_estimator(19, 1_000)[0].method, plan_estimator(19, 1_000, n_values=1)[0].method  # a performance game
+        ('leverage', 'adjusted')
         >>> plan_estimator(342, 13_000)[1], plan_estimator(342, 13_000, budget_per_site=700, method="permutation")[1]
         (5474, 700)
     """
     total = run_budget(n_players, n_sites, budget=budget, budget_per_site=budget_per_site)
     explicit = budget if budget_per_site is None else total
-    name = choose_method(n_players, n_sites, total) if method == "auto" else method
+    if method != "auto":
+        name = method
+    elif n_values is not None and n_values <= MAX_ADJUSTED_VALUES:
+        name = choose_method(n_players, 1, total // n_sites)  # one value per coalition, each costs n_sites evaluations
+    else:
+        name = choose_method(n_players, n_sites, total)
     if name not in ESTIMATORS:
         raise ConfigError(f"unknown method {method!r}; use one of auto, {', '.join(ESTIMATORS)}")
     return ESTIMATORS[name].for_run(
@@ -310,6 +324,7 @@ def plan(request: ShapleyRequest, model: MiamModel | str | os.PathLike, data: xr
     estimator, coalitions = plan_estimator(
         players.n_players, n_sites, method=request.method, budget=request.budget, budget_per_site=request.budget_per_site,
         tol=request.tol, seed=request.seed, interactions=request.interactions,
+        n_values=None if request.value == "prediction" else max(1, len(targets)),
     )
     if isinstance(data, (str, os.PathLike)):
         data_path = str(data)

@@ -172,9 +172,13 @@ def explain_game(
     ``budget`` counts model evaluations, one per (coalition, site); a sampling estimator gets
     ``budget // n_sites`` coalitions, or ``budget_per_site`` (see :func:`~miam_explain.explain.plan.plan_estimator`).
     """
+    from miam_explain.explain.games import PerformanceGame
+
+    per_split = isinstance(game, PerformanceGame)  # one value (or one per target) for the whole split
     estimator, coalitions = plan_estimator(
         game.n_players, game.engine.n_sites, method=method, budget=budget, budget_per_site=budget_per_site, tol=tol,
         seed=seed, interactions=interactions, progress=progress,
+        n_values=max(1, len(game.target_names)) if per_split else None,
     )
     return estimator.estimate(game, budget=coalitions)
 
