@@ -38,7 +38,6 @@ larger value (one per site of a prediction game) runs plain leverage sampling an
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import numpy as np
@@ -46,14 +45,11 @@ from scipy.special import beta as beta_function
 
 from miam_explain.errors import ConfigError
 from miam_explain.explain.checks import check_positive
-from miam_explain.explain.estimators.base import small_sample_factor
 from miam_explain.explain.estimators.leverage import (
     AUTO_PAIRS_PER_PLAYER,
     LeverageEstimator,
     _Pairs,
     _min_pairs,
-    _strata,
-    pairs_per_stratum,
 )
 
 __all__ = ["ADJUSTED_FOLDS", "MAX_ADJUSTED_VALUES", "AdjustedEstimator", "tree_shapley"]
@@ -208,27 +204,25 @@ class AdjustedEstimator(LeverageEstimator):
         first, second = np.concatenate(store.first), np.concatenate(store.second)
         fold = self._deal(size - 1, sampled)
         v_empty, v_full = store.v_empty.reshape(-1), store.v_full.reshape(-1)
+        ends = np.stack([np.zeros(n_players, bool), np.ones(n_players, bool)])
         estimates, variances, holding = [], [], 0
         for k in range(self.folds):
             train, held = fold != k, (fold == k) | (fold < 0)
-            rows = np.concatenate([keep[train], ~keep[train], np.zeros((1, n_players), bool), np.ones((1, n_players), bool)])
+            n_held = int(held.sum())
+            rows = np.concatenate([keep[train], ~keep[train], ends])
             odd, half = (first[train] - second[train]) / 2.0, (v_full - v_empty)[None] / 2.0
             targets = np.concatenate([odd, -odd, -half, half])  # the odd part (v(S) - v(N∖S)) / 2: it holds all of phi
             additive = _Additive(rows, targets)
             residual_targets = targets - additive(rows)
             phi_g = additive.shapley()
-            fitted_side, fitted_other = additive(keep[held]), additive(~keep[held])
-            fitted_ends = additive(np.stack([np.zeros(n_players, bool), np.ones(n_players, bool)]))
+            at = np.concatenate([keep[held], ~keep[held], ends])  # where the correction needs g: its pairs, its ends
+            fitted = additive(at)
             for e in range(targets.shape[1]):
                 model = self._surrogate(rows, residual_targets[:, e])
                 phi_g[:, e] += tree_shapley(model, n_players)
-                fitted_side[:, e] += model.predict(keep[held].astype(np.float64))
-                fitted_other[:, e] += model.predict((~keep[held]).astype(np.float64))
-                fitted_ends[:, e] += model.predict(np.stack([np.zeros(n_players), np.ones(n_players)]))
-            residual = _Pairs(n_players, v_empty - fitted_ends[0], v_full - fitted_ends[1], store.groups)
-            order = np.argsort(size[held], kind="stable")
-            residual.add(keep[held][order], size[held][order], (first[held] - fitted_side)[order],
-                         (second[held] - fitted_other)[order])
+                fitted[:, e] += model.predict(at.astype(np.float64))
+            residual = _Pairs(n_players, v_empty - fitted[-2], v_full - fitted[-1], store.groups)
+            residual.add(keep[held], size[held], first[held] - fitted[:n_held], second[held] - fitted[n_held:2 * n_held])
             in_fold = np.bincount(size[held] - 1, minlength=len(units))
             values, se, n_samples = residual.solve(np.where(sampled, in_fold, allocation), units, drawn=allocation)
             estimates.append(phi_g + values.reshape(n_players, -1))
