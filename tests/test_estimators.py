@@ -656,3 +656,12 @@ def test_leverage_flags_its_standard_error_near_enumeration() -> None:
     assert near.n_samples == 1 and not near.se_reliable and np.all(near.se > 0)
     far = LeverageEstimator(seed=0, progress=False).estimate(game, budget=2 + 16 * 12)
     assert far.n_samples == 20 and far.se_reliable
+
+
+def test_adjusted_flags_its_standard_error_near_enumeration_too() -> None:
+    """Asked for by name with all but a pair evaluated, each fold's error is again the left-out pair's residual."""
+    from miam_explain.explain.estimators import AdjustedEstimator
+    from miam_explain.explain.reference_games import redundant_game
+
+    near = AdjustedEstimator(seed=0, progress=False).estimate(redundant_game(12, groups=3, seed=2), budget=2**12 - 2)
+    assert near.method == "adjusted" and not near.se_reliable

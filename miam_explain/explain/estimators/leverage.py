@@ -400,7 +400,8 @@ class _Pairs:
         weight = mass / m
         # jackknife: dropping group g re-weights the rest of each stratum by m_h / (m_h - m_hg), damped by
         # sqrt(1 - m_h/N_h) (without replacement) and by the group sizes (exact for a linear statistic)
-        fraction = np.array([float(c) / u for c, u in zip(allocation if drawn is None else drawn, units)])
+        whole = allocation if drawn is None else drawn  # the draw these pairs are (part of)
+        fraction = np.array([float(c) / u for c, u in zip(whole, units)])
         unequal = (per_group / np.maximum(m[:, None] - per_group, 1.0)).sum(axis=1)
         damp = np.where(sampled, np.sqrt(np.clip(1.0 - fraction, 0.0, 1.0) / np.where(sampled, unequal, 1.0)), 0.0)
         kept = 1.0 + damp * (m / np.maximum(m - per_group.T, 1.0) - 1.0)  # [G, H]
@@ -449,6 +450,6 @@ class _Pairs:
             return values.reshape(shape), np.zeros(shape), 0
         # near enumeration the error is the residual of the few pairs left out, not a normal variable: report
         # that count when it is the smaller, so that the result flags its SE (se_reliable) below MIN_SE_SAMPLES
-        left_out = sum(u - int(c) for c, u in zip(allocation, units) if int(c) < u)
+        left_out = sum(u - int(c) for c, u in zip(whole, units) if int(c) < u)
         se = (np.sqrt(variance) * small_sample_factor(holding)).reshape(shape)
         return values.reshape(shape), se, min(holding, left_out)
